@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Numeric targets are written in the Swift 5 language mode: kernels hand raw buffers to
+/// worker threads, which Swift 6's strict sendability checking would force through wrappers.
+let numeric: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "jukebox",
+    products: [
+        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "JukeboxKit"]),
+        .executable(name: "jukebox", targets: ["jukebox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
+        .systemLibrary(name: "CSndFile", path: "Sources/CSndFile"),
+        .systemLibrary(name: "CSampleRate", path: "Sources/CSampleRate"),
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: numeric),
+        .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
+                swiftSettings: numeric),
+        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP"], swiftSettings: numeric),
+        .executableTarget(
+            name: "jukebox",
+            dependencies: ["JukeboxKit", "TensorCore", "AudioDSP",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: numeric),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "AudioDSP", "TensorCore"],
+                    swiftSettings: numeric),
+    ]
+)

@@ -1,0 +1,39 @@
+// Splitting large elementwise work across cores. Matrix products are threaded by OpenBLAS itself;
+// this is for the loops around them. Small jobs run inline: a thread hand-off costs a few
+// microseconds, more than a loop over a few thousand floats.
+
+import Foundation
+import CBLAS
+
+/// Work splitting over the machine's cores.
+public enum Parallel {
+    /// Cores this process may use.
+    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Below this many elements of simple arithmetic, a loop runs on the calling thread.
+    public static let minimumElementsPerThread = 1 << 15
+
+    /// Calls `body` on disjoint ranges that cover `0..<count`, on several threads when the job
+    /// is large enough. `grain` is the smallest range worth a thread of its own.
+    @inline(__always)
+    public static func forRanges(_ count: Int, grain: Int = minimumElementsPerThread,
+                                 _ body: (Range<Int>) -> Void) {
+        let parts = min(coreCount, count / max(grain, 1))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let chunk = (count + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = p * chunk
+            let hi = min(count, lo + chunk)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Number of threads OpenBLAS uses for one product.
+    public static var blasThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(newValue)) }
+    }
+}
