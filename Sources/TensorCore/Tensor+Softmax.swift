@@ -16,15 +16,16 @@ extension Tensor {
         return (count / Swift.max(V, 1), V)
     }
 
-    /// `max + log Σ exp(x − max)` of one row.
+    /// Row maximum and `log Σ exp(x − max)`. Kept apart rather than summed: with logits in the
+    /// thousands, `max + log Σ` would lose the low bits that `x − max` keeps.
     @inline(__always)
-    static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    static func maxAndLogSum(_ x: UnsafePointer<Float>, _ n: Int) -> (max: Float, logSum: Float) {
         var m = -Float.infinity
         for i in 0..<n { m = Swift.max(m, x[i]) }
-        if m == -.infinity { return m }
+        if m == -.infinity { return (m, 0) }
         var s: Float = 0
         for i in 0..<n { s += Foundation.exp(x[i] - m) }
-        return m + Foundation.log(s)
+        return (m, Foundation.log(s))
     }
 
     /// Softmax over the last axis.
@@ -34,8 +35,8 @@ extension Tensor {
         let x = data, y = out.data
         Parallel.forRanges(R, grain: Swift.max(1, 4096 / Swift.max(V, 1))) { rows in
             for r in rows {
-                let lse = Tensor.logSumExp(x + r * V, V)
-                for i in 0..<V { y[r * V + i] = Foundation.exp(x[r * V + i] - lse) }
+                let (m, logSum) = Tensor.maxAndLogSum(x + r * V, V)
+                for i in 0..<V { y[r * V + i] = Foundation.exp(x[r * V + i] - m - logSum) }
             }
         }
         return Tensor.record(.softmax, output: out, inputs: [self]) { [self] out, g in
@@ -55,8 +56,8 @@ extension Tensor {
         let x = data, y = out.data
         Parallel.forRanges(R, grain: Swift.max(1, 4096 / Swift.max(V, 1))) { rows in
             for r in rows {
-                let lse = Tensor.logSumExp(x + r * V, V)
-                for i in 0..<V { y[r * V + i] = x[r * V + i] - lse }
+                let (m, logSum) = Tensor.maxAndLogSum(x + r * V, V)
+                for i in 0..<V { y[r * V + i] = (x[r * V + i] - m) - logSum }
             }
         }
         return Tensor.record(.logSoftmax, output: out, inputs: [self]) { [self] out, g in
@@ -75,27 +76,32 @@ extension Tensor {
         let (R, V) = logits.rowsAndLength
         precondition(targets.count == R,
                      "crossEntropy: \(targets.count) targets for \(R) rows of logits \(logits.shape)")
-        let lse = Tensor(uninitializedShape: [R])
-        let x = logits.data, l = lse.data
+        // Row maxima and log-sums, kept for the backward pass.
+        let stats = Tensor(uninitializedShape: [R, 2])
+        let x = logits.data, st = stats.data
         var total: Double = 0
         targets.withUnsafeBufferPointer { t in
             for r in 0..<R {
                 precondition(t[r] >= 0 && Int(t[r]) < V, "crossEntropy: target \(t[r]) is outside 0..<\(V)")
             }
             Parallel.forRanges(R, grain: Swift.max(1, 4096 / Swift.max(V, 1))) { rows in
-                for r in rows { l[r] = logSumExp(x + r * V, V) }
+                for r in rows {
+                    let (m, logSum) = maxAndLogSum(x + r * V, V)
+                    st[2 * r] = m
+                    st[2 * r + 1] = logSum
+                }
             }
-            for r in 0..<R { total += Double(l[r] - x[r * V + Int(t[r])]) }
+            for r in 0..<R { total += Double((st[2 * r] - x[r * V + Int(t[r])]) + st[2 * r + 1]) }
         }
         let out = Tensor(scalar: Float(total / Double(Swift.max(R, 1))))
         return record(.crossEntropy, output: out, inputs: [logits]) { _, g in
-            let dx = logits.gradAccumulator()
+            let dx = logits.gradAccumulator(), st = stats.data
             let scale = g.data[0] / Float(Swift.max(R, 1))
             targets.withUnsafeBufferPointer { t in
                 Parallel.forRanges(R, grain: Swift.max(1, 4096 / Swift.max(V, 1))) { rows in
                     for r in rows {
-                        let row = x + r * V, drow = dx + r * V, m = l[r]
-                        for i in 0..<V { drow[i] += Foundation.exp(row[i] - m) * scale }
+                        let row = x + r * V, drow = dx + r * V, m = st[2 * r], logSum = st[2 * r + 1]
+                        for i in 0..<V { drow[i] += Foundation.exp(row[i] - m - logSum) * scale }
                         drow[Int(t[r])] -= scale
                     }
                 }

@@ -1,8 +1,13 @@
 import ArgumentParser
 
+@main
 struct Jukebox: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jukebox",
         abstract: "Train and run Jukebox-style music generators on a CPU.",
-        subcommands: [])
+        discussion: """
+            A three-level VQ-VAE turns audio into codes at hops 8, 32 and 128; sparse-transformer \
+            priors generate codes top-down; the VQ-VAE decoder turns level-0 codes back into audio.
+            """,
+        subcommands: [Bench.self])
 }

@@ -1,3 +1,0 @@
-import ArgumentParser
-
-Jukebox.main()

@@ -1,0 +1,128 @@
+// Fast kernels against their naive Double references on random shapes, odd sizes included.
+
+import XCTest
+import TensorCore
+
+final class KernelTests: XCTestCase {
+    func testMatmulAgainstReference() {
+        var d = TestData(seed: 11)
+        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (33, 17, 65), (64, 1, 129)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = d.floats(m * k), b = d.floats(k * n)
+                let at = Tensor(a, shape: ta ? [k, m] : [m, k]), bt = Tensor(b, shape: tb ? [n, k] : [k, n])
+                let c = Tensor.matmul(at, bt, transposeA: ta, transposeB: tb)
+                let ref = Kernels.referenceMatmul(a, b, m: m, n: n, k: k, transA: ta, transB: tb)
+                XCTAssertEqual(c.shape, [m, n])
+                XCTAssertLessThan(maxAbsDiff(c.array, ref), 1e-4 * Float(k).squareRoot(), "m \(m) n \(n) k \(k) ta \(ta) tb \(tb)")
+            }
+        }
+    }
+
+    func testBatchedMatmulAgainstReference() {
+        var d = TestData(seed: 12)
+        let (batch, m, n, k) = (3, 5, 7, 9)
+        let a = d.floats(batch * m * k), b = d.floats(batch * k * n)
+        let c = Tensor.matmul(Tensor(a, shape: [batch, m, k]), Tensor(b, shape: [batch, k, n]))
+        for i in 0..<batch {
+            let ref = Kernels.referenceMatmul(Array(a[(i * m * k)..<((i + 1) * m * k)]), Array(b[(i * k * n)..<((i + 1) * k * n)]),
+                                              m: m, n: n, k: k)
+            XCTAssertLessThan(maxAbsDiff(Array(c.array[(i * m * n)..<((i + 1) * m * n)]), ref), 1e-4)
+        }
+    }
+
+    func testConv1dAgainstReference() {
+        var d = TestData(seed: 13)
+        // (B, T, Cin, Cout, K, stride, padding, dilation)
+        let cases = [(1, 1, 1, 1, 1, 1, 0, 1), (2, 17, 3, 5, 3, 1, 1, 1), (2, 40, 4, 3, 3, 1, 9, 9),
+                     (3, 33, 5, 2, 4, 2, 1, 1), (1, 64, 7, 9, 3, 1, 27, 27), (2, 13, 2, 3, 5, 3, 2, 2),
+                     (1, 10, 3, 4, 3, 1, 0, 4)]
+        for (B, T, Cin, Cout, K, s, p, dil) in cases {
+            let x = d.floats(B * T * Cin), w = d.floats(K * Cin * Cout), b = d.floats(Cout)
+            let y = Tensor.conv1d(Tensor(x, shape: [B, T, Cin]), weight: Tensor(w, shape: [K, Cin, Cout]),
+                                  bias: Tensor(b, shape: [Cout]), stride: s, padding: p, dilation: dil)
+            let ref = Kernels.referenceConv1d(x: x, B: B, T: T, Cin: Cin, weight: w, K: K, Cout: Cout, bias: b,
+                                              stride: s, padding: p, dilation: dil)
+            XCTAssertEqual(y.count, ref.count)
+            XCTAssertLessThan(maxAbsDiff(y.array, ref), 1e-4, "case \([B, T, Cin, Cout, K, s, p, dil])")
+        }
+    }
+
+    func testConvTranspose1dAgainstReference() {
+        var d = TestData(seed: 14)
+        let cases = [(2, 8, 3, 5, 4, 2, 1, 1), (1, 1, 2, 2, 4, 2, 1, 1), (3, 7, 4, 2, 3, 1, 1, 1),
+                     (1, 9, 3, 3, 5, 3, 2, 2), (2, 5, 6, 1, 4, 2, 0, 1)]
+        for (B, T, Cin, Cout, K, s, p, dil) in cases {
+            let x = d.floats(B * T * Cin), w = d.floats(K * Cin * Cout), b = d.floats(Cout)
+            let y = Tensor.convTranspose1d(Tensor(x, shape: [B, T, Cin]), weight: Tensor(w, shape: [K, Cin, Cout]),
+                                           bias: Tensor(b, shape: [Cout]), stride: s, padding: p, dilation: dil)
+            let ref = Kernels.referenceConvTranspose1d(x: x, B: B, T: T, Cin: Cin, weight: w, K: K, Cout: Cout, bias: b,
+                                                       stride: s, padding: p, dilation: dil)
+            XCTAssertEqual(y.count, ref.count)
+            XCTAssertLessThan(maxAbsDiff(y.array, ref), 1e-4, "case \([B, T, Cin, Cout, K, s, p, dil])")
+        }
+        // Jukebox's decoder upsampling: kernel 4, stride 2, padding 1 doubles the length.
+        XCTAssertEqual(Tensor.convTranspose1dOutputLength(100, kernel: 4, stride: 2, padding: 1), 200)
+    }
+
+    func testAttentionAgainstReference() {
+        var d = TestData(seed: 15)
+        // (B, Tq, Tk, H, D, causal); 300 > one query chunk.
+        for (B, Tq, Tk, H, D, causal) in [(2, 7, 7, 2, 3, true), (1, 300, 300, 1, 8, true), (1, 1, 9, 3, 4, true),
+                                          (2, 5, 9, 2, 4, false), (1, 130, 200, 2, 5, true)] {
+            let q = d.floats(B * Tq * H * D), k = d.floats(B * Tk * H * D), v = d.floats(B * Tk * H * D)
+            let out = Tensor.attention(query: Tensor(q, shape: [B, Tq, H * D]), key: Tensor(k, shape: [B, Tk, H * D]),
+                                       value: Tensor(v, shape: [B, Tk, H * D]), heads: H, causal: causal)
+            let ref = Tensor.referenceAttention(q: q, k: k, v: v, B: B, Tq: Tq, Tk: Tk, heads: H, D: D) { i, j in
+                !causal || j <= i + Tk - Tq
+            }
+            XCTAssertLessThan(maxAbsDiff(out.array, ref), 1e-4, "case \([B, Tq, Tk, H, D]) causal \(causal)")
+        }
+    }
+
+    func testLayerNormSoftmaxCrossEntropyAgainstDirectFormulas() {
+        var d = TestData(seed: 16)
+        let x = d.floats(4 * 33)
+        let y = Tensor.layerNorm(Tensor(x, shape: [4, 33]), gamma: Tensor(repeating: 1, shape: [33]),
+                                 beta: Tensor(repeating: 0, shape: [33])).array
+        for r in 0..<4 {
+            let row = x[(r * 33)..<((r + 1) * 33)].map(Double.init)
+            let mean = row.reduce(0, +) / 33
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 33
+            for i in 0..<33 {
+                XCTAssertEqual(Double(y[r * 33 + i]), (row[i] - mean) / (variance + 1e-5).squareRoot(), accuracy: 1e-4)
+            }
+        }
+        // Softmax of huge logits stays finite and sums to one.
+        let s = Tensor([1000, 1001, 1002, -1000], shape: [1, 4]).softmax().array
+        XCTAssertEqual(s.reduce(0, +), 1, accuracy: 1e-6)
+        XCTAssertEqual(s[2] / s[1], Float(M_E), accuracy: 1e-3)
+        // Cross-entropy equals −log softmax at the target.
+        let logits = Tensor(d.floats(12), shape: [3, 4])
+        let ce = Tensor.crossEntropy(logits: logits, targets: [1, 3, 0]).item
+        let ls = logits.logSoftmax().array
+        XCTAssertEqual(ce, -(ls[1] + ls[7] + ls[8]) / 3, accuracy: 1e-5)
+    }
+
+    func testBroadcastingShapesAndValues() {
+        let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
+        XCTAssertEqual((a + Tensor([10, 20, 30], shape: [3])).array, [11, 22, 33, 14, 25, 36])
+        XCTAssertEqual((a * Tensor([2, 3], shape: [2, 1])).array, [2, 4, 6, 12, 15, 18])
+        XCTAssertEqual((Tensor([1, 2], shape: [2, 1]) - Tensor([1, 2, 3], shape: [1, 3])).array, [0, -1, -2, 1, 0, -1])
+        XCTAssertEqual((a / Tensor(scalar: 2)).array, [0.5, 1, 1.5, 2, 2.5, 3])
+    }
+
+    func testReductionsAndShapeOps() {
+        let a = Tensor(Array(0..<24).map(Float.init), shape: [2, 3, 4])
+        XCTAssertEqual(a.sum().item, 276)
+        XCTAssertEqual(a.sum(axis: 1).array, [12, 15, 18, 21, 48, 51, 54, 57])
+        XCTAssertEqual(a.mean(axis: 2).shape, [2, 3])
+        XCTAssertEqual(a.max(axis: 2).values.array, [3, 7, 11, 15, 19, 23])
+        let t = a.transposed(0, 2)
+        XCTAssertEqual(t.shape, [4, 3, 2])
+        XCTAssertEqual(t.array[0..<4], [0, 12, 4, 16])
+        XCTAssertEqual(a.slice(axis: 2, 1..<3).array[0..<4], [1, 2, 5, 6])
+        let r = Tensor([1, 2, 3], shape: [1, 3, 1]).padded(axis: 1, before: 2, after: 2, mode: .reflect).array
+        XCTAssertEqual(r, [3, 2, 1, 2, 3, 2, 1])
+        XCTAssertEqual(Tensor.concatenate([Tensor([1, 2], shape: [1, 2]), Tensor([3], shape: [1, 1])], axis: 1).array, [1, 2, 3])
+    }
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the native libraries jukebox links against, when one of their headers is missing.
+# Quick when everything is there; uses apt-get as root or through sudo.
+set -eu
+
+PACKAGES="libopenblas-dev libfftw3-dev libsndfile1-dev libsamplerate0-dev"
+MULTIARCH=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+missing=""
+for header in cblas.h fftw3.h sndfile.h samplerate.h; do
+    if [ ! -e "/usr/include/$header" ] && [ ! -e "/usr/include/$MULTIARCH/$header" ]; then
+        missing="$missing $header"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "jukebox: missing headers:$missing; installing $PACKAGES" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "jukebox: need root or sudo to install $PACKAGES" >&2
+    exit 1
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PACKAGES >/dev/null
