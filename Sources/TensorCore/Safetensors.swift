@@ -246,6 +246,8 @@ public enum Safetensors {
         let headerBytes = UnsafeRawBufferPointer(rebasing: file[8 ..< dataStart])
         guard String(validating: headerBytes, as: UTF8.self) != nil else { throw invalid("header is not valid UTF-8") }
         let root: JSONValue
+        // JSONDecoder refuses nesting deeper than 512 levels, which also bounds the recursion
+        // of `JSONValue`: a hostile header cannot exhaust the stack.
         do {
             root = try JSONDecoder().decode(JSONValue.self, from: Data(headerBytes))
         } catch {
@@ -392,7 +394,9 @@ public enum Safetensors {
 
     /// Runs `body` on the bytes of the file at `path`, mapped read-only; the mapping is
     /// released when `body` returns. Pages are read on first touch, so a header-only parse
-    /// reads little more than the header.
+    /// reads little more than the header. A file shortened in place while mapped would fault;
+    /// ``write(path:tensors:metadata:)`` replaces files by rename, which leaves a mapped old
+    /// file intact.
     private static func withMappedFile<T>(path: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw TensorError.fileAccess(path: path, reason: "cannot open: \(lastOSError())") }

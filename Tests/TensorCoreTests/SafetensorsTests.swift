@@ -410,6 +410,10 @@ final class SafetensorsTests: XCTestCase {
         assertInvalid(try rawFile("{\"__metadata__\": {\"step\": 5}}"), mentions: "'step'", "not a string")
         assertInvalid(try rawFile("{\"__metadata__\": [\"a\"]}"), mentions: "__metadata__", "not a JSON object")
         assertInvalid(try rawFile("{\"w\": 3}"), mentions: "tensor 'w'", "not a JSON object")
+        // Nesting deep enough to exhaust the stack of a naive recursive parser.
+        let depth = 100_000
+        assertInvalid(try rawFile("{\"w\":" + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"),
+                      mentions: "not valid JSON")
     }
 
     func testUnknownDTypeIsRejected() throws {
