@@ -8,6 +8,10 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
     case unexpectedTensor(String)
     case shapeMismatch(name: String, expected: [Int], found: [Int])
     case invalidFile(path: String, reason: String)
+    /// A tensor is stored with a different element type than the caller asked for.
+    case dtypeMismatch(name: String, expected: String, found: String)
+    /// The operating system refused to open, read, write or rename a file.
+    case fileAccess(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -16,6 +20,9 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
         case .shapeMismatch(let name, let expected, let found):
             "tensor '\(name)' has shape \(found), expected \(expected)"
         case .invalidFile(let path, let reason): "\(path): \(reason)"
+        case .dtypeMismatch(let name, let expected, let found):
+            "tensor '\(name)' is stored as \(found), expected \(expected)"
+        case .fileAccess(let path, let reason): "\(path): \(reason)"
         }
     }
 }
