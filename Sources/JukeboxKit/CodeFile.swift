@@ -1,0 +1,118 @@
+// Code files (`*.codes.safetensors`): one I16 tensor per level, `level0` (hop 8) … `level2`
+// (hop 128), each `(N, T_level)`, with metadata saying which VQ-VAE made them, the sample rate,
+// hops and codebook size, the source, and for a partly sampled file which windows are done.
+
+import Foundation
+import TensorCore
+
+/// The codes of one or more levels for N sequences.
+public struct CodeFile {
+    public static let format = "jukebox-codes"
+    public static let version = "1"
+
+    /// Codes per level present, `(N, length)` row-major.
+    public var levels: [Int: [Int32]] = [:]
+    /// Code count per sequence for each level present.
+    public var lengths: [Int: Int] = [:]
+    /// Sequences (N).
+    public var batch: Int
+    public var sampleRate: Int
+    public var hops: [Int]
+    public var codebookSize: Int
+    /// Digest of the VQ-VAE that made (or will decode) the codes.
+    public var vqvaeDigest: String
+    /// Where the codes came from (an input path, or `sample seed=…`).
+    public var source: String
+    /// Length of the source audio in samples, when known (decoding trims to it).
+    public var samples: Int?
+    /// Other metadata (sampling progress, labels).
+    public var extra: [String: String] = [:]
+
+    public init(batch: Int, sampleRate: Int, hops: [Int], codebookSize: Int, vqvaeDigest: String, source: String) {
+        self.batch = batch
+        self.sampleRate = sampleRate
+        self.hops = hops
+        self.codebookSize = codebookSize
+        self.vqvaeDigest = vqvaeDigest
+        self.source = source
+    }
+
+    /// Sets the codes of `level`, `(batch, length)`.
+    public mutating func set(level: Int, codes: [Int32], length: Int) {
+        precondition(codes.count == batch * length, "CodeFile: \(codes.count) codes for \(batch) × \(length)")
+        levels[level] = codes
+        lengths[level] = length
+    }
+
+    /// Row `n` of `level`.
+    public func codes(level: Int, item n: Int) -> ArraySlice<Int32> {
+        let length = lengths[level]!
+        return levels[level]![(n * length)..<((n + 1) * length)]
+    }
+
+    /// Writes the file atomically.
+    public func write(_ path: String) throws {
+        var metadata = extra
+        metadata["format"] = CodeFile.format
+        metadata["version"] = CodeFile.version
+        metadata["sample_rate"] = String(sampleRate)
+        metadata["hops"] = hops.map(String.init).joined(separator: ",")
+        metadata["codebook_size"] = String(codebookSize)
+        metadata["vqvae"] = vqvaeDigest
+        metadata["source"] = source
+        if let samples { metadata["samples"] = String(samples) }
+        let tensors = levels.keys.sorted().map { level in
+            (name: "level\(level)", value: StoredTensor.int16(levels[level]!.map { Int16($0) }, shape: [batch, lengths[level]!]),
+             storeAs: SafetensorsDType.i16)
+        }
+        try Safetensors.write(path: path, tensors: tensors, metadata: metadata)
+    }
+
+    /// Reads and validates a code file: format, levels consistent with the hops, every code
+    /// inside the codebook.
+    public static func read(_ path: String) throws -> CodeFile {
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(path): no such code file") }
+        let file = try Safetensors.read(path: path)
+        let m = file.metadata
+        guard m["format"] == format else {
+            throw ConfigError("\(path): not a jukebox code file (format '\(m["format"] ?? "none")')")
+        }
+        guard let rate = Int(m["sample_rate"] ?? ""), let bins = Int(m["codebook_size"] ?? ""),
+              let hopText = m["hops"], let digest = m["vqvae"] else {
+            throw ConfigError("\(path): code file metadata is incomplete (sample_rate, hops, codebook_size, vqvae)")
+        }
+        let hops = hopText.split(separator: ",").compactMap { Int($0) }
+        var out = CodeFile(batch: 0, sampleRate: rate, hops: hops, codebookSize: bins, vqvaeDigest: digest,
+                           source: m["source"] ?? "")
+        out.samples = m["samples"].flatMap { Int($0) }
+        let known: Set<String> = ["format", "version", "sample_rate", "hops", "codebook_size", "vqvae", "source", "samples"]
+        out.extra = m.filter { !known.contains($0.key) }
+        for (name, value) in file.tensors {
+            guard name.hasPrefix("level"), let level = Int(name.dropFirst(5)), level >= 0, level < hops.count else {
+                throw ConfigError("\(path): unexpected tensor '\(name)' (levels are level0…level\(hops.count - 1))")
+            }
+            guard case .int16(let values, let shape) = value, shape.count == 2 else {
+                throw ConfigError("\(path): tensor '\(name)' must be I16 of shape (N, T)")
+            }
+            if out.batch == 0 { out.batch = shape[0] }
+            guard shape[0] == out.batch else { throw ConfigError("\(path): levels hold different numbers of sequences") }
+            if let bad = values.firstIndex(where: { $0 < 0 || Int($0) >= bins }) {
+                throw ConfigError("\(path): \(name) holds code \(values[bad]) at position \(bad), outside the codebook of \(bins)")
+            }
+            out.set(level: level, codes: values.map { Int32($0) }, length: shape[1])
+        }
+        guard !out.levels.isEmpty else { throw ConfigError("\(path): holds no codes") }
+        // Levels present must describe the same duration.
+        let durations = Set(out.lengths.map { $0.value * hops[$0.key] })
+        guard durations.count == 1 else {
+            throw ConfigError("\(path): levels cover different durations (\(out.lengths.sorted { $0.key < $1.key }.map { "level\($0.key): \($0.value) codes" }.joined(separator: ", ")))")
+        }
+        return out
+    }
+
+    /// Samples covered by the codes.
+    public var coveredSamples: Int {
+        guard let (level, length) = lengths.first else { return 0 }
+        return length * hops[level]
+    }
+}

@@ -1,0 +1,49 @@
+// `jukebox info`: a description of a checkpoint, code file or bundle from its header alone.
+
+import Foundation
+import TensorCore
+
+/// Lines describing the file or bundle folder at `path`.
+public func describe(path: String) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ConfigError("\(path): no such file or folder")
+    }
+    if isDirectory.boolValue {
+        let manifest = path + "/bundle.json"
+        guard let text = try? String(contentsOfFile: manifest, encoding: .utf8) else {
+            throw ConfigError("\(path): a folder without bundle.json is not a model bundle")
+        }
+        return ["model bundle \(path)", text.trimmingCharacters(in: .whitespacesAndNewlines)]
+    }
+    let header = try Safetensors.readHeader(path: path)
+    let m = header.metadata
+    var lines: [String] = []
+    switch m["format"] {
+    case Checkpoint.format:
+        lines.append("\(m["kind"] ?? "?") checkpoint, format version \(m["version"] ?? "?"), step \(m["step"] ?? "?")")
+        for key in ["sample_rate", "hops", "codebook_size", "level", "digest", "vqvae", "seed"] where m[key] != nil {
+            lines.append("\(key): \(m[key]!)")
+        }
+        let model = header.entries.filter { !$0.name.hasPrefix("optim.") }
+        let count = model.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        lines.append("model tensors: \(model.count), \(count) values\(header.entries.count > model.count ? " (plus optimizer state)" : "")")
+        if let config = m["config"] { lines.append("config: \(config)") }
+    case CodeFile.format:
+        let hops = (m["hops"] ?? "").split(separator: ",").compactMap { Int($0) }
+        let rate = Double(m["sample_rate"] ?? "") ?? 0
+        lines.append("code file from \(m["source"] ?? "?"), VQ-VAE \(m["vqvae"] ?? "?"), \(m["codebook_size"] ?? "?") codes, \(m["sample_rate"] ?? "?") Hz")
+        for e in header.entries.sorted(by: { $0.name < $1.name }) {
+            let level = Int(e.name.dropFirst(5)) ?? 0
+            let seconds = level < hops.count && rate > 0 && e.shape.count == 2 ? Double(e.shape[1] * hops[level]) / rate : 0
+            lines.append(String(format: "%@: %d × %d codes (%.2f s each)", e.name, e.shape.first ?? 0, e.shape.last ?? 0, seconds))
+        }
+        for (k, v) in m.sorted(by: { $0.key < $1.key }) where !["format", "version", "source", "vqvae", "codebook_size", "sample_rate", "hops"].contains(k) {
+            lines.append("\(k): \(v)")
+        }
+    default:
+        lines.append("safetensors file (format '\(m["format"] ?? "none")'), \(header.entries.count) tensors")
+        for e in header.entries { lines.append("\(e.name): \(e.dtype.rawValue) \(e.shape)") }
+    }
+    return lines
+}

@@ -1,0 +1,61 @@
+// Encoding and decoding audio of any length in chunks, so memory stays bounded. Each chunk is
+// widened on both sides by the network's receptive reach (rounded up to the top hop, so the
+// strided convolutions see the same grid), run, and cut back to its core. The result equals a
+// whole-signal pass: every kept output sees exactly the inputs it would have seen.
+//
+// Shapes: signal (T) mono; codes of level L (ceil(T / top hop) · top hop / hop_L).
+
+import Foundation
+import TensorCore
+
+extension VQVAE {
+    /// Default core length of an encode chunk, in samples (about 6 s at 44.1 kHz).
+    public static let encodeChunkSamples = 1 << 18
+
+    /// Default core length of a decode chunk, in codes of the level.
+    public static let decodeChunkSamples = 1 << 18
+
+    /// Codes of `signal` at `level`. The signal is zero-padded at the end to a multiple of the
+    /// top hop. `chunk` is the core length per pass in samples (rounded to the top hop).
+    public func encodeSignal(_ signal: [Float], level: Int, chunk: Int = encodeChunkSamples) -> [Int32] {
+        let top = hops.last!, hop = hops[level]
+        let padded = (signal.count + top - 1) / top * top
+        let margin = (encoderReach(level: level) + top - 1) / top * top
+        let core = Swift.max(top, chunk / top * top)
+        var codes: [Int32] = []
+        codes.reserveCapacity(padded / hop)
+        var start = 0
+        while start < padded {
+            let end = Swift.min(padded, start + core)
+            let lo = Swift.max(0, start - margin), hi = Swift.min(padded, end + margin)
+            var window = [Float](repeating: 0, count: hi - lo)
+            let available = Swift.max(0, Swift.min(hi, signal.count) - lo)
+            if available > 0 { window.replaceSubrange(0..<available, with: signal[lo..<(lo + available)]) }
+            let windowCodes = encode(Tensor(window, shape: [1, hi - lo]), level: level)
+            codes += windowCodes[((start - lo) / hop)..<((end - lo) / hop)]
+            start = end
+        }
+        return codes
+    }
+
+    /// Audio from `codes` of `level`, `codes.count · hop` samples. `chunk` is the core length
+    /// per pass in samples.
+    public func decodeSignal(_ codes: [Int32], level: Int, chunk: Int = decodeChunkSamples) -> [Float] {
+        let hop = hops[level]
+        let n = codes.count
+        let margin = decoderReach(level: level)
+        let core = Swift.max(1, chunk / hop)
+        var out: [Float] = []
+        out.reserveCapacity(n * hop)
+        var start = 0
+        while start < n {
+            let end = Swift.min(n, start + core)
+            let lo = Swift.max(0, start - margin), hi = Swift.min(n, end + margin)
+            let audio = decode(Array(codes[lo..<hi]), batch: 1, level: level)
+            let from = (start - lo) * hop, to = (end - lo) * hop
+            out += UnsafeBufferPointer(start: audio.data + from, count: to - from)
+            start = end
+        }
+        return out
+    }
+}

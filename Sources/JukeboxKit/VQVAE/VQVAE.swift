@@ -1,0 +1,127 @@
+// The three-level VQ-VAE (reference §1): a separate encoder, bottleneck and decoder per level,
+// each over the raw waveform, with hops 8, 32 and 128 by default.
+//
+// Shapes: audio (B, T) with T a multiple of the top hop; latents of level L (B, T / hop_L, W);
+// codes of level L (B, T / hop_L) as Int32.
+
+import Foundation
+import TensorCore
+import AudioDSP
+
+/// Losses and figures of one training or evaluation step.
+public struct VQVAEStep {
+    /// The scalar to minimise: Σ_levels [lmix + multispectral] + commit · Σ commitment.
+    public var loss: Tensor
+    /// Per level: pointwise (lmix), multi-resolution spectral and commitment losses.
+    public var lmix: [Float]
+    public var spectral: [Float]
+    public var commit: [Float]
+    /// Per level quantiser figures.
+    public var bottleneck: [BottleneckMetrics]
+    /// Per level reconstruction (B, T), kept for metrics.
+    public var reconstructions: [Tensor]
+}
+
+/// A hierarchical VQ-VAE of `config.levels` independent levels.
+public final class VQVAE: Module {
+    public let config: VQVAEConfig
+    public let encoders: [Encoder]
+    public let decoders: [Decoder]
+    public let bottlenecks: [Bottleneck]
+    /// Data statistics that normalise the losses (estimated from the training set).
+    public var bandwidth: Bandwidth
+    /// The digest recorded in the checkpoint this model was loaded from.
+    public var loadedDigest: String?
+
+    /// Which weights these are, for code files: the checkpoint's recorded digest (it survives
+    /// conversion to F16), or the digest of the current weights.
+    public var identity: String { loadedDigest ?? digest }
+
+    /// A freshly initialised model; `seed` fixes every initial weight.
+    public init(config: VQVAEConfig, seed: UInt64, bandwidth: Bandwidth = Bandwidth(l2: 1, l1: 1, spec: 1)) {
+        self.config = config
+        self.bandwidth = bandwidth
+        var generator = RandomGenerator(seed: seed)
+        encoders = (0..<config.levels).map { Encoder(config: config, level: $0, generator: &generator) }
+        decoders = (0..<config.levels).map { Decoder(config: config, level: $0, generator: &generator) }
+        bottlenecks = (0..<config.levels).map { _ in
+            Bottleneck(bins: config.lBins, width: config.embWidth, mu: config.lMu, threshold: config.revivalThreshold)
+        }
+    }
+
+    /// Samples per code of each level.
+    public var hops: [Int] { config.hops }
+
+    /// The trainable weights (codebooks are learned by EMA and listed in ``stateTensors()``).
+    public func namedParameters() -> [NamedParameter] {
+        var p: [NamedParameter] = []
+        for (l, e) in encoders.enumerated() { p += parameters(of: e, prefix: "encoders.\(l)") }
+        for (l, d) in decoders.enumerated() { p += parameters(of: d, prefix: "decoders.\(l)") }
+        return p
+    }
+
+    /// Weights and codebooks: all that encoding and decoding need.
+    public func inferenceTensors() -> [(String, Tensor)] {
+        namedParameters().map { ($0.name, $0.tensor) } + stateTensors().filter { $0.0.hasSuffix(".codebook") }
+    }
+
+    /// Codebooks and their EMA state, by name.
+    public func stateTensors() -> [(String, Tensor)] {
+        bottlenecks.enumerated().flatMap { l, b in
+            [("bottlenecks.\(l).codebook", b.codebook), ("bottlenecks.\(l).k_sum", b.kSum), ("bottlenecks.\(l).k_elem", b.kElem)]
+        }
+    }
+
+    /// Losses of one batch `audio (B, T)`. In training the codebooks initialise and update.
+    public func step(_ audio: Tensor, training: Bool, generator: inout RandomGenerator) -> VQVAEStep {
+        precondition(audio.rank == 2 && audio.shape[1] % hops.last! == 0,
+                     "VQVAE: audio \(audio.shape) must be (B, T) with T a multiple of \(hops.last!)")
+        let (B, T) = (audio.shape[0], audio.shape[1])
+        let input = audio.reshaped([B, T, 1])
+        var total: Tensor?
+        var result = VQVAEStep(loss: Tensor(scalar: 0), lmix: [], spectral: [], commit: [], bottleneck: [], reconstructions: [])
+        for level in 0..<config.levels {
+            let latents = encoders[level](input)
+            let q = bottlenecks[level](latents, training: training, generator: &generator)
+            let reconstruction = decoders[level](q.output).reshaped([B, T])
+            let lmix = SpectralLoss.lmix(reconstruction, audio, bandwidth: bandwidth, topK: config.linfK, linfWeight: config.lmixLinf)
+            let spectral = SpectralLoss.multiResolution(reconstruction, audio, bandwidth: bandwidth)
+            var levelLoss = lmix * config.lmixL2 + spectral * config.multispectral
+            levelLoss = levelLoss + q.commitLoss * config.commit
+            total = total.map { $0 + levelLoss } ?? levelLoss
+            result.lmix.append(lmix.item)
+            result.spectral.append(spectral.item)
+            result.commit.append(q.commitLoss.item)
+            result.bottleneck.append(q.metrics)
+            result.reconstructions.append(reconstruction.detached())
+        }
+        result.loss = total!
+        return result
+    }
+
+    /// Codes of `audio (B, T)` at `level` (T a multiple of that level's hop), `(B, T / hop)`.
+    public func encode(_ audio: Tensor, level: Int) -> [Int32] {
+        Tensor.withoutGrad {
+            let (B, T) = (audio.shape[0], audio.shape[1])
+            precondition(T % hops[level] == 0, "VQVAE.encode: length \(T) is not a multiple of hop \(hops[level])")
+            let latents = encoders[level](audio.reshaped([B, T, 1]))
+            return bottlenecks[level].quantize(latents.data, rows: latents.shape[0] * latents.shape[1]).codes
+        }
+    }
+
+    /// Audio `(B, n · hop)` from `codes (B, n)` of `level`. Codes must be in `0..<l_bins`.
+    public func decode(_ codes: [Int32], batch: Int, level: Int) -> Tensor {
+        Tensor.withoutGrad {
+            let n = codes.count / batch
+            let latents = bottlenecks[level].dequantize(codes).reshaped([batch, n, config.embWidth])
+            let audio = decoders[level](latents)
+            return audio.reshaped([batch, n * hops[level]])
+        }
+    }
+
+    /// Input samples beyond its own span that a code of `level` depends on.
+    public func encoderReach(level: Int) -> Int { encoders[level].receptiveReach }
+
+    /// Codes beyond its own that a decoded sample of `level` depends on.
+    public func decoderReach(level: Int) -> Int { decoders[level].receptiveReach }
+}

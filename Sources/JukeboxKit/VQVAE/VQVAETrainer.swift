@@ -1,0 +1,217 @@
+// `jukebox train vqvae`: Adam with warm-up and clipping over batches of random crops, with
+// atomic checkpoints that hold everything needed to continue exactly: weights, Adam moments,
+// codebooks with their EMA state, the restart generator, the loader's generator and the step.
+
+import Foundation
+import TensorCore
+import AudioDSP
+
+/// How a training run ended.
+public enum TrainingOutcome: Equatable {
+    /// Reached the requested step.
+    case finished(step: Int)
+    /// Stopped by Ctrl-C after writing a checkpoint at `step`.
+    case interrupted(step: Int)
+}
+
+/// A training error: a non-finite loss, or bad input.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// What the trainer reports after each logged step.
+public struct VQVAEProgress {
+    public var step: Int
+    public var totalSteps: Int
+    public var loss: Float
+    public var lmix: [Float], spectral: [Float], commit: [Float]
+    public var usedCodes: [Int], perplexity: [Float]
+    public var stepsPerSecond: Double
+    /// Held-out spectral convergence per level in dB, on steps where it was measured.
+    public var evalConvergenceDB: [Double]?
+}
+
+/// Trains a ``VQVAE`` on an audio dataset in a run folder.
+public final class VQVAETrainer {
+    public let model: VQVAE
+    public let run: RunDirectory
+    public let config: VQVAEConfig
+    public private(set) var step = 0
+    let optimizer: Adam
+    let loader: AudioLoader
+    let evalBatch: Tensor
+    /// Draws codebook initialisation and restarts.
+    var generator: RandomGenerator
+    let seed: UInt64
+
+    /// Sets up a new run in `outDirectory` (which must not hold one), or continues the run there
+    /// when `resume` is set (the checkpoint's config, seed and data statistics win).
+    public init(config startConfig: VQVAEConfig, data: [String], outDirectory: String, seed: UInt64,
+                resume: Bool) throws {
+        run = try RunDirectory(outDirectory, resume: resume)
+        let checkpoint = resume ? try Checkpoint.read(run.checkpointPath, kind: "vqvae") : nil
+        var config = startConfig
+        if let checkpoint {
+            config = try VQVAEConfig.decode(Data(try checkpoint.require("config").utf8), source: checkpoint.path)
+        }
+        self.config = config
+        self.seed = checkpoint.flatMap { UInt64($0.metadata["seed"] ?? "") } ?? seed
+        let dataset = try AudioDataset(sources: data, sampleRate: config.sampleRate,
+                                       sampleLength: config.train.sampleLength, runDirectory: outDirectory)
+        let bandwidth: Bandwidth
+        if let checkpoint {
+            bandwidth = try JSONDecoder().decode(Bandwidth.self, from: Data(try checkpoint.require("bandwidth").utf8))
+        } else {
+            bandwidth = try Bandwidth.estimate(dataset: dataset)
+        }
+        model = VQVAE(config: config, seed: self.seed, bandwidth: bandwidth)
+        let t = config.train
+        optimizer = Adam(parameters: model.namedParameters(), learningRate: t.learningRate, beta1: t.beta1, beta2: t.beta2,
+                         epsilon: t.epsilon, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps)
+        generator = RandomGenerator(seed: self.seed ^ 0x5EED_0F_C0DE)
+        var loaderState = RandomGenerator(seed: self.seed ^ 0x10AD).stateWords
+        if let checkpoint {
+            try checkpoint.load(into: model.namedParameters() + model.stateTensors())
+            step = checkpoint.step
+            try optimizer.loadState(checkpoint.tensors, step: step)
+            generator = RandomGenerator(stateWords: try Self.words(checkpoint.require("generator"), checkpoint.path))
+            loaderState = try Self.words(checkpoint.require("loader"), checkpoint.path)
+            let initialized = try checkpoint.require("codebooks_initialized").split(separator: ",").map { $0 == "1" }
+            for (b, flag) in zip(model.bottlenecks, initialized) { b.initialized = flag }
+            run.truncateMetrics(after: step)
+        } else {
+            try run.saveConfig(config.jsonString())
+        }
+        loader = AudioLoader(dataset: dataset, split: .train, batchSize: t.batchSize, generatorState: loaderState)
+        // A fixed held-out batch: from the test split when there is one, with its own generator.
+        let heldOut = AudioLoader(dataset: dataset, split: dataset.test.isEmpty ? .train : .test,
+                                  batchSize: Swift.min(t.batchSize, 4), seed: self.seed ^ 0xE7A1, prefetch: 1)
+        evalBatch = try heldOut.next()
+    }
+
+    private static func words(_ text: String, _ path: String) throws -> [UInt64] {
+        let w = text.split(separator: ",").compactMap { UInt64($0) }
+        guard w.count == 4 else { throw ConfigError("\(path): generator state '\(text)' is not four numbers") }
+        return w
+    }
+
+    /// Writes the checkpoint for the current step (atomically).
+    public func saveCheckpoint() throws {
+        let tensors = model.namedParameters().map { ($0.name, $0.tensor) } + model.stateTensors() + optimizer.stateTensors()
+        try Checkpoint.write(run.checkpointPath, kind: "vqvae", config: config.jsonString(), step: step, tensors: tensors,
+                             metadata: vqvaeMetadata(model, seed: seed).merging([
+                                 "generator": generator.stateWords.map(String.init).joined(separator: ","),
+                                 "loader": loader.generatorState.map(String.init).joined(separator: ","),
+                             ]) { $1 })
+    }
+
+    /// Trains until `totalSteps` (the step count includes steps of earlier runs), writing a
+    /// checkpoint every `checkpoint_every` steps, at the end, and on Ctrl-C. A non-finite loss
+    /// throws and leaves the last good checkpoint in place.
+    public func train(totalSteps: Int, report: (VQVAEProgress) -> Void) throws -> TrainingOutcome {
+        let t = config.train
+        let startTime = Date()
+        var lastLogTime = Date(), lastLogStep = step
+        while step < totalSteps {
+            let batch = try loader.next()
+            optimizer.zeroGrad()
+            let result = model.step(batch, training: true, generator: &generator)
+            let loss = result.loss.item
+            guard loss.isFinite else {
+                throw TrainingError(description: "\(run.path): loss became \(loss) at step \(step + 1); "
+                    + "stopped, the last good checkpoint (step \(Checkpoint.stepOf(run.checkpointPath))) is kept")
+            }
+            result.loss.backward()
+            let gradNorm = clipGradientNorm(optimizer.parameters, maxNorm: t.gradientClip)
+            guard gradNorm.isFinite else {
+                throw TrainingError(description: "\(run.path): gradient norm became \(gradNorm) at step \(step + 1); "
+                    + "stopped, the last good checkpoint is kept")
+            }
+            let lr = optimizer.currentLearningRate
+            optimizer.update()
+            step += 1
+
+            var evalDB: [Double]?
+            if t.evalEvery > 0 && (step % t.evalEvery == 0 || step == totalSteps) {
+                evalDB = evaluateHeldOut()
+            }
+            if step % t.logEvery == 0 || step == totalSteps || evalDB != nil {
+                let now = Date()
+                let rate = Double(step - lastLogStep) / Swift.max(now.timeIntervalSince(lastLogTime), 1e-9)
+                lastLogTime = now
+                lastLogStep = step
+                var row: [String: Any] = [
+                    "step": step, "loss": rounded(loss), "lr": rounded(lr), "grad_norm": rounded(gradNorm),
+                    "lmix": result.lmix.map { rounded($0) }, "spectral": result.spectral.map { rounded($0) },
+                    "commit": result.commit.map { rounded($0) },
+                    "used_codes": result.bottleneck.map(\.usedCodes), "perplexity": result.bottleneck.map { rounded($0.perplexity) },
+                    "live_codes": result.bottleneck.map(\.liveCodes), "steps_per_s": rounded(Float(rate)),
+                    "elapsed_s": rounded(Float(Date().timeIntervalSince(startTime))),
+                ]
+                if let evalDB { row["eval_sc_db"] = evalDB.map { rounded(Float($0)) } }
+                run.log(row)
+                report(VQVAEProgress(step: step, totalSteps: totalSteps, loss: loss, lmix: result.lmix,
+                                     spectral: result.spectral, commit: result.commit,
+                                     usedCodes: result.bottleneck.map(\.usedCodes),
+                                     perplexity: result.bottleneck.map(\.perplexity), stepsPerSecond: rate,
+                                     evalConvergenceDB: evalDB))
+            }
+            if Interrupt.requested {
+                try saveCheckpoint()
+                return .interrupted(step: step)
+            }
+            if step % t.checkpointEvery == 0 && step < totalSteps { try saveCheckpoint() }
+        }
+        try saveCheckpoint()
+        return .finished(step: step)
+    }
+
+    /// Spectral convergence (dB) of each level's reconstruction of the held-out batch.
+    public func evaluateHeldOut() -> [Double] {
+        var g = RandomGenerator(seed: 0)   // unused in evaluation: codebooks do not update
+        let result = Tensor.withoutGrad { model.step(evalBatch, training: false, generator: &g) }
+        return result.reconstructions.map { SpectralLoss.spectralConvergence($0, evalBatch).meanDecibels }
+    }
+}
+
+/// Metadata every VQ-VAE checkpoint carries: what sampling and encoding need.
+func vqvaeMetadata(_ model: VQVAE, seed: UInt64) -> [String: String] {
+    let bandwidth = String(decoding: try! JSONEncoder().encode(model.bandwidth), as: UTF8.self)
+    return [
+        "seed": String(seed),
+        "sample_rate": String(model.config.sampleRate),
+        "hops": model.hops.map(String.init).joined(separator: ","),
+        "codebook_size": String(model.config.lBins),
+        "bandwidth": bandwidth,
+        "codebooks_initialized": model.bottlenecks.map { $0.initialized ? "1" : "0" }.joined(separator: ","),
+        "digest": model.digest,
+    ]
+}
+
+extension Checkpoint {
+    /// The step recorded in the checkpoint at `path`, or 0 when there is none.
+    static func stepOf(_ path: String) -> Int {
+        guard let header = try? Safetensors.readHeader(path: path) else { return 0 }
+        return Int(header.metadata["step"] ?? "") ?? 0
+    }
+}
+
+extension VQVAE {
+    /// Identifies these weights: a digest of the parameters and codebooks.
+    public var digest: String {
+        Checkpoint.digest(inferenceTensors())
+    }
+
+    /// Loads a VQ-VAE for encoding and decoding from a `vqvae` checkpoint.
+    public static func load(_ path: String) throws -> VQVAE {
+        let checkpoint = try Checkpoint.read(path, kind: "vqvae")
+        let config = try VQVAEConfig.decode(Data(try checkpoint.require("config").utf8), source: path)
+        let bandwidth = try JSONDecoder().decode(Bandwidth.self, from: Data(try checkpoint.require("bandwidth").utf8))
+        let model = VQVAE(config: config, seed: 0, bandwidth: bandwidth)
+        // EMA state (k_sum, k_elem) and optimizer moments are training state: ignored here.
+        try checkpoint.load(into: model.inferenceTensors(), allowingExtraPrefixes: ["optim.", "bottlenecks."])
+        for b in model.bottlenecks { b.initialized = true }
+        model.loadedDigest = checkpoint.metadata["digest"]
+        return model
+    }
+}

@@ -1,0 +1,215 @@
+// The VQ-VAE: hop arithmetic, quantisation, the EMA codebook with restarts, a gradient check of
+// a whole level, overfitting a clip, exact resume, chunked coding, and bad inputs.
+
+import XCTest
+import Foundation
+import TensorCore
+import AudioDSP
+import JukeboxKit
+
+/// The tiny config from configs/, found from this source file's location.
+func repoPath(_ relative: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(relative).path
+}
+
+func tinyVQVAEConfig() throws -> VQVAEConfig { try VQVAEConfig.load(path: repoPath("configs/vqvae-tiny.json")) }
+
+/// A chord with clicks: three sines and a click every 0.1 s.
+func chordWithClicks(count: Int, sampleRate: Int, phase: Int = 0) -> [Float] {
+    (0..<count).map { i in
+        let t = Float(i + phase) / Float(sampleRate)
+        var x = 0.3 * sinf(2 * .pi * 220 * t) + 0.2 * sinf(2 * .pi * 330 * t) + 0.1 * sinf(2 * .pi * 550 * t)
+        if (i + phase) % (sampleRate / 10) < 4 { x += 0.5 }
+        return x
+    }
+}
+
+/// A fresh temporary folder.
+func temporaryDirectory(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "jukebox-test-\(name)-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+final class VQVAETests: XCTestCase {
+    func testHopArithmeticAndDecodeLength() throws {
+        let config = try tinyVQVAEConfig()
+        XCTAssertEqual(config.hops, [8, 32, 128])
+        let model = VQVAE(config: config, seed: 1)
+        var g = RandomGenerator(seed: 1)
+        let T = 1024
+        let audio = Tensor(chordWithClicks(count: 2 * T, sampleRate: 8000), shape: [2, T])
+        _ = model.step(audio, training: true, generator: &g)   // initialises the codebooks
+        for (level, hop) in [8, 32, 128].enumerated() {
+            let codes = model.encode(audio, level: level)
+            XCTAssertEqual(codes.count, 2 * T / hop)
+            XCTAssertEqual(model.decode(codes, batch: 2, level: level).shape, [2, T])
+        }
+    }
+
+    func testQuantizeMatchesBruteForce() {
+        var g = RandomGenerator(seed: 3)
+        let b = Bottleneck(bins: 37, width: 5, mu: 0.99, threshold: 1)
+        g.fillNormal(b.codebook.data, count: 37 * 5, std: 1)
+        let rows = 5000   // more than one block of rows
+        let x = Tensor.randomNormal([rows, 5], generator: &g)
+        let (codes, fit) = b.quantize(x.data, rows: rows)
+        var totalFit = 0.0
+        for i in 0..<rows {
+            var best = Double.infinity, bestJ = -1
+            for j in 0..<37 {
+                var d = 0.0
+                for c in 0..<5 { let e = Double(x.data[i * 5 + c] - b.codebook.data[j * 5 + c]); d += e * e }
+                if d < best { best = d; bestJ = j }
+            }
+            XCTAssertEqual(Int(codes[i]), bestJ, "row \(i)")
+            totalFit += best
+        }
+        XCTAssertEqual(Double(fit), totalFit / Double(rows) / 5, accuracy: 1e-4)
+    }
+
+    func testEMAUpdateByHandAndDeadCodeRestart() {
+        // Two codes in 1-D at 0 and 10; latents 1, 2 (→ code 0) and 9 (→ code 1).
+        let b = Bottleneck(bins: 3, width: 1, mu: 0.5, threshold: 1)
+        b.codebook.data.update(from: [0, 10, 100], count: 3)
+        b.kSum.data.update(from: [0, 10, 100], count: 3)
+        b.kElem.data.update(from: [1, 1, 1], count: 3)
+        b.initialized = true
+        var g = RandomGenerator(seed: 1)
+        let x = Tensor([1, 2, 9], shape: [1, 3, 1], requiresGrad: true)
+        let q = b(x, training: true, generator: &g)
+        XCTAssertEqual(q.codes, [0, 0, 1])
+        XCTAssertEqual(q.output.array, [0, 0, 10], "codes come from the codebook before the update")
+        // kElem = 0.5·1 + 0.5·count = [1.5, 1, 0.5]; kSum = 0.5·kSum + 0.5·Σx = [1.5, 9.5, 50]
+        XCTAssertEqual(b.kElem.array, [1.5, 1, 0.5])
+        XCTAssertEqual(b.kSum.array, [1.5, 9.5, 50])
+        XCTAssertEqual(b.codebook.data[0], 1, accuracy: 1e-6)      // 1.5 / 1.5
+        XCTAssertEqual(b.codebook.data[1], 9.5, accuracy: 1e-6)    // 9.5 / 1
+        // Code 2 fell below the threshold: restarted from a latent of the batch.
+        XCTAssertTrue([1, 2, 9].contains(b.codebook.data[2]), "dead code became \(b.codebook.data[2])")
+        XCTAssertEqual(q.metrics.liveCodes, 2)
+        XCTAssertEqual(q.metrics.usedCodes, 2)
+        // Commitment loss: mean of (1−0)², (2−0)², (9−10)² = 2.
+        XCTAssertEqual(q.commitLoss.item, 2, accuracy: 1e-6)
+    }
+
+    func testFirstBatchInitialisesCodebookFromLatents() {
+        let b = Bottleneck(bins: 8, width: 2, mu: 0.99, threshold: 1)
+        var g = RandomGenerator(seed: 2)
+        let x = Tensor([1, 1, 2, 2, 3, 3], shape: [1, 3, 2])
+        _ = b(x, training: true, generator: &g)
+        XCTAssertTrue(b.initialized)
+        // 3 rows tiled to 8 with small noise: every code sits near one of the latents.
+        for j in 0..<8 {
+            let v = b.codebook.data[j * 2]
+            XCTAssertTrue([1, 2, 3].contains { Swift.abs($0 - v) < 0.1 }, "code \(j) = \(v)")
+        }
+    }
+
+    /// The whole level-1 path (encoder, straight-through quantiser, decoder, lmix and spectral
+    /// losses, commitment) against finite differences. The straight-through estimator treats
+    /// the code offset `x_q − x` as a constant, so the reference freezes it at the base point.
+    func testWholeLevelGradientAgainstFiniteDifferences() throws {
+        var config = try tinyVQVAEConfig()
+        config.downsT = [3, 2, 2]
+        let model = VQVAE(config: config, seed: 4, bandwidth: Bandwidth(l2: 0.05, l1: 0.2, spec: 20))
+        let level = 1
+        let T = 1024
+        let audio = Tensor(chordWithClicks(count: T, sampleRate: 8000), shape: [1, T])
+        var g = RandomGenerator(seed: 5)
+        _ = model.step(audio, training: true, generator: &g)   // initialise codebooks
+        let encoder = model.encoders[level], decoder = model.decoders[level], bottleneck = model.bottlenecks[level]
+        let base = Tensor.withoutGrad { encoder(audio.reshaped([1, T, 1])) }
+        let codes = bottleneck.quantize(base.data, rows: base.shape[1]).codes
+        let quantized = bottleneck.dequantize(codes).reshaped(base.shape)
+        let offset = Tensor.withoutGrad { quantized - base }    // frozen x_q − x
+
+        func loss() -> Tensor {
+            let latents = encoder(audio.reshaped([1, T, 1]))
+            let recon = decoder(latents + offset).reshaped([1, T])
+            let commit = (latents - quantized).square().mean()
+            return SpectralLoss.lmix(recon, audio, bandwidth: model.bandwidth)
+                + SpectralLoss.multiResolution(recon, audio, bandwidth: model.bandwidth) + commit * config.commit
+        }
+        // The straight-through op itself: its gradient must equal the frozen-offset surrogate's.
+        let params = model.namedParameters().filter { $0.name.hasPrefix("encoders.\(level)") || $0.name.hasPrefix("decoders.\(level)") }
+        for p in params { p.tensor.grad = nil }
+        let latents = encoder(audio.reshaped([1, T, 1]))
+        let q = bottleneck(latents, training: false, generator: &g)
+        let recon = decoder(q.output).reshaped([1, T])
+        let real = SpectralLoss.lmix(recon, audio, bandwidth: model.bandwidth)
+            + SpectralLoss.multiResolution(recon, audio, bandwidth: model.bandwidth) + q.commitLoss * config.commit
+        real.backward()
+        XCTAssertEqual(q.codes, codes)
+        let picks = [params.first!, params[params.count / 2], params.last!]
+        for p in picks {
+            let analytic = p.tensor.grad!
+            for i in [0, p.tensor.count / 2, p.tensor.count - 1] {
+                let saved = p.tensor.data[i]
+                let h: Float = 1e-2
+                p.tensor.data[i] = saved + h
+                let plus = Tensor.withoutGrad { loss() }.item
+                p.tensor.data[i] = saved - h
+                let minus = Tensor.withoutGrad { loss() }.item
+                p.tensor.data[i] = saved
+                let numeric = (plus - minus) / (2 * h)
+                XCTAssertEqual(analytic.data[i], numeric, accuracy: 2e-2 * Swift.max(1, Swift.abs(numeric)),
+                               "\(p.name)[\(i)]")
+            }
+        }
+    }
+
+    /// Level 0 of the tiny model learns one clip: spectral convergence below −6 dB and the loss
+    /// down by at least 3x in 300 steps.
+    func testTinyModelOverfitsAClip() throws {
+        var config = try tinyVQVAEConfig()
+        config.train.learningRate = 3e-3
+        let T = 2048
+        let clip = chordWithClicks(count: T, sampleRate: config.sampleRate)
+        let audio = Tensor(clip + clip, shape: [2, T])
+        let bandwidth = Bandwidth.estimate(crops: [clip])
+        let model = VQVAE(config: config, seed: 7, bandwidth: bandwidth)
+        let adam = Adam(parameters: model.namedParameters(), learningRate: config.train.learningRate, warmupSteps: 10)
+        var g = RandomGenerator(seed: 8)
+        var first: Float = 0, last: Float = 0
+        for s in 0..<300 {
+            adam.zeroGrad()
+            let r = model.step(audio, training: true, generator: &g)
+            if s == 0 { first = r.loss.item }
+            last = r.loss.item
+            r.loss.backward()
+            clipGradientNorm(adam.parameters, maxNorm: 1)
+            adam.update()
+        }
+        var g2 = RandomGenerator(seed: 0)
+        let eval = Tensor.withoutGrad { model.step(audio, training: false, generator: &g2) }
+        let sc = SpectralLoss.spectralConvergence(eval.reconstructions[0], audio).meanDecibels
+        XCTAssertLessThan(sc, -6, "level-0 spectral convergence \(sc) dB")
+        XCTAssertLessThan(last, first / 3, "loss went from \(first) to \(last)")
+    }
+
+    func testChunkedCodingEqualsWholeSignal() throws {
+        let config = try tinyVQVAEConfig()
+        let model = VQVAE(config: config, seed: 9)
+        var g = RandomGenerator(seed: 1)
+        let signal = chordWithClicks(count: 30_000, sampleRate: config.sampleRate, phase: 17)   // not a multiple of 128
+        _ = model.step(Tensor(Array(signal[0..<4096]), shape: [1, 4096]), training: true, generator: &g)
+        for level in 0..<3 {
+            let reach = model.encoderReach(level: level)
+            XCTAssertGreaterThan(reach, 0)
+            let whole = model.encodeSignal(signal, level: level, chunk: 1 << 30)
+            let chunked = model.encodeSignal(signal, level: level, chunk: 2048)   // many chunks
+            XCTAssertEqual(whole.count, (30_000 + 127) / 128 * 128 / config.hops[level])
+            XCTAssertEqual(chunked, whole, "level \(level): chunked codes differ")
+            let a = model.decodeSignal(whole, level: level, chunk: 1 << 30)
+            let b = model.decodeSignal(whole, level: level, chunk: 1024)
+            XCTAssertLessThan(maxAbs(a, b), 1e-5, "level \(level): chunked decode differs")
+        }
+    }
+}
+
+func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "sizes \(a.count) and \(b.count) differ")
+    return zip(a, b).reduce(0) { Swift.max($0, Swift.abs($1.0 - $1.1)) }
+}
