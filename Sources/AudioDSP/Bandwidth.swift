@@ -47,4 +47,23 @@ public struct Bandwidth: Codable, Equatable, Sendable {
         return Bandwidth(l2: sumSquares / count - mean * mean, l1: sumAbsolute / count,
                          spec: specTotal / Double(crops.count))
     }
+
+    /// The statistics of about `seconds` of the training split, in consecutive crops of the
+    /// dataset's sample length, as Jukebox takes them: the files are cut into back-to-back
+    /// crops and every 16th crop is used (every n-th with n < 16 when 16 would not reach
+    /// `seconds`). Deterministic; no random draws.
+    public static func estimate(dataset: AudioDataset, seconds: Double = 300) throws -> Bandwidth {
+        let length = dataset.sampleLength
+        var positions: [(entry: AudioDataset.Entry, offset: Int)] = []
+        for entry in dataset.train {
+            for k in 0..<(entry.length / length) { positions.append((entry, k * length)) }
+        }
+        let wanted = max(1, Int((seconds * Double(dataset.sampleRate) / Double(length)).rounded(.up)))
+        let stride = max(1, min(16, positions.count / wanted))
+        var crops: [[Float]] = []
+        for index in Swift.stride(from: 0, to: positions.count, by: stride) where crops.count < wanted {
+            crops.append(try dataset.crop(positions[index].entry, offset: positions[index].offset))
+        }
+        return estimate(crops: crops)
+    }
 }
