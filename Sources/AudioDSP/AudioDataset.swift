@@ -36,6 +36,7 @@ public final class AudioDataset {
         /// Mono samples at the dataset's rate.
         public var length: Int
 
+        /// An entry with the given facts (the dataset makes these; tests and tools may too).
         public init(path: String, splitKey: String, sampleRate: Int, channels: Int, frames: Int, length: Int) {
             self.path = path
             self.splitKey = splitKey
@@ -48,7 +49,10 @@ public final class AudioDataset {
 
     /// Which part of the data.
     public enum Split: Sendable {
-        case train, test
+        /// About 90 % of the files: what the model learns from.
+        case train
+        /// About 10 % of the files: held out for evaluation.
+        case test
     }
 
     /// Extensions (lower case) taken from folders.

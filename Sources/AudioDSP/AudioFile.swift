@@ -19,6 +19,7 @@ public struct AudioInfo: Equatable, Sendable {
     /// Sample frames in the file.
     public var frames: Int
 
+    /// Header facts as given.
     public init(path: String, sampleRate: Int, channels: Int, frames: Int) {
         self.path = path
         self.sampleRate = sampleRate

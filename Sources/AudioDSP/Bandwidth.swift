@@ -20,6 +20,7 @@ public struct Bandwidth: Codable, Equatable, Sendable {
     /// Mean Frobenius norm of a crop's magnitude spectrogram; divides the spectral loss.
     public var spec: Double
 
+    /// Statistics as given (e.g. decoded from a run's config).
     public init(l2: Double, l1: Double, spec: Double) {
         self.l2 = l2
         self.l1 = l1
