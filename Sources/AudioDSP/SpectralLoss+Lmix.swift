@@ -15,16 +15,16 @@ import Foundation
 import TensorCore
 
 extension SpectralLoss {
-    /// Weight of the top-k term in `lmix`.
+    /// Jukebox's weight of the top-k term in `lmix` (`lmix_linf`).
     public static let lmixTopKWeight: Float = 0.02
 
-    /// Jukebox's `lmix` loss, a scalar: mean squared error plus 0.02 × the mean of each item's
+    /// Jukebox's `lmix` loss, a scalar: mean squared error plus `topKWeight` × the mean of each item's
     /// `topK` largest squared errors, both divided by `bandwidth.l2` (the data variance).
     /// `reconstruction` and `target` are (B, …) with the same shape; the top-k is taken per
     /// item over everything after the batch axis, with k clamped to that length. Differentiable
     /// in both arguments.
     public static func lmix(_ reconstruction: Tensor, _ target: Tensor, bandwidth: Bandwidth,
-                            topK: Int = 2048) -> Tensor {
+                            topK: Int = 2048, topKWeight: Float = lmixTopKWeight) -> Tensor {
         precondition(reconstruction.shape == target.shape && reconstruction.rank >= 1,
                      "lmix: reconstruction \(reconstruction.shape) vs target \(target.shape)")
         let B = reconstruction.shape[0], L = reconstruction.count / max(B, 1)
@@ -48,11 +48,11 @@ extension SpectralLoss {
         let variance = bandwidth.l2
         let l2 = squaredTotal / (Double(B * L) * variance)
         let linf = topTotal / (Double(B * k) * variance)
-        let out = Tensor(scalar: Float(l2 + Double(lmixTopKWeight) * linf))
+        let out = Tensor(scalar: Float(l2 + Double(topKWeight) * linf))
         return Tensor.record("lmix", output: out, inputs: [reconstruction, target]) { _, dOut in
             let g = dOut.data[0]
             let meanScale = 2 * g / Float(Double(B * L) * variance)
-            let topScale = 2 * g * lmixTopKWeight / Float(Double(B * k) * variance)
+            let topScale = 2 * g * topKWeight / Float(Double(B * k) * variance)
             let dDifference = Tensor(uninitializedShape: [B, L])       // (B, L) ∂lmix/∂Δ
             let dd = dDifference.data, d = difference.data
             for i in 0..<(B * L) { dd[i] = meanScale * d[i] }

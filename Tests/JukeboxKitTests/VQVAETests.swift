@@ -38,7 +38,7 @@ final class VQVAETests: XCTestCase {
         XCTAssertEqual(config.hops, [8, 32, 128])
         let model = VQVAE(config: config, seed: 1)
         var g = RandomGenerator(seed: 1)
-        let T = 1024
+        let T = 2048   // the spectral loss's 2048-point STFT needs more than 1024 samples
         let audio = Tensor(chordWithClicks(count: 2 * T, sampleRate: 8000), shape: [2, T])
         _ = model.step(audio, training: true, generator: &g)   // initialises the codebooks
         for (level, hop) in [8, 32, 128].enumerated() {
@@ -115,7 +115,7 @@ final class VQVAETests: XCTestCase {
         config.downsT = [3, 2, 2]
         let model = VQVAE(config: config, seed: 4, bandwidth: Bandwidth(l2: 0.05, l1: 0.2, spec: 20))
         let level = 1
-        let T = 1024
+        let T = 2048
         let audio = Tensor(chordWithClicks(count: T, sampleRate: 8000), shape: [1, T])
         var g = RandomGenerator(seed: 5)
         _ = model.step(audio, training: true, generator: &g)   // initialise codebooks

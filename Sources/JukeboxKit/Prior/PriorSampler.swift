@@ -262,7 +262,7 @@ extension TokenFilter {
         if topK > 0 && topK < count {
             // The k-th largest value by partial selection; ties with it are kept (as Jukebox).
             for i in 0..<count { order[i] = Int32(i) }
-            let buffer = UnsafeMutableBufferPointer(start: order, count: count)
+            var buffer = UnsafeMutableBufferPointer(start: order, count: count)
             buffer.sort { logits[Int($0)] > logits[Int($1)] }
             let threshold = logits[Int(order[topK - 1])]
             for i in 0..<count where logits[i] < threshold { logits[i] = -.infinity }
@@ -270,7 +270,7 @@ extension TokenFilter {
         for i in 0..<count { logits[i] = Foundation.exp(logits[i] - m) }
         if topP > 0 && topP < 1 {
             for i in 0..<count { order[i] = Int32(i) }
-            let buffer = UnsafeMutableBufferPointer(start: order, count: count)
+            var buffer = UnsafeMutableBufferPointer(start: order, count: count)
             buffer.sort { logits[Int($0)] > logits[Int($1)] }
             var total: Float = 0
             for i in 0..<count { total += logits[i] }

@@ -84,7 +84,7 @@ public final class VQVAE: Module {
             let latents = encoders[level](input)
             let q = bottlenecks[level](latents, training: training, generator: &generator)
             let reconstruction = decoders[level](q.output).reshaped([B, T])
-            let lmix = SpectralLoss.lmix(reconstruction, audio, bandwidth: bandwidth, topK: config.linfK, linfWeight: config.lmixLinf)
+            let lmix = SpectralLoss.lmix(reconstruction, audio, bandwidth: bandwidth, topK: config.linfK, topKWeight: config.lmixLinf)
             let spectral = SpectralLoss.multiResolution(reconstruction, audio, bandwidth: bandwidth)
             var levelLoss = lmix * config.lmixL2 + spectral * config.multispectral
             levelLoss = levelLoss + q.commitLoss * config.commit

@@ -105,6 +105,9 @@ public struct VQVAETrainConfig: Codable, Equatable {
         if sampleLength <= 0 || sampleLength % hop != 0 {
             throw ConfigError("key 'train.sample_length' \(sampleLength) must be a positive multiple of the top hop \(hop)")
         }
+        if sampleLength <= 1024 {
+            throw ConfigError("key 'train.sample_length' \(sampleLength) must exceed 1024: the spectral loss's 2048-point STFT reflect-pads 1024 samples")
+        }
         if batchSize < 1 { throw ConfigError("key 'train.batch_size' must be at least 1") }
         if !(learningRate > 0) { throw ConfigError("key 'train.learning_rate' must be positive") }
         if steps < 0 { throw ConfigError("key 'train.steps' must be ≥ 0") }
