@@ -53,7 +53,10 @@ public enum Kernels {
     /// Row-major `C = alpha * op(A) @ op(B) + beta * C` through OpenBLAS, with leading
     /// dimensions given explicitly so callers can multiply strided views (a head of a
     /// multi-head activation, every second row of a signal).
-    @inline(__always)
+    ///
+    /// OpenBLAS runs single-threaded (see ``Threading``); a large product is split here into one
+    /// slice per core: by rows of C, else by columns, else (tall-skinny inner products such as
+    /// a convolution's weight gradient) by the inner dimension with a sum of partial results.
     public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
@@ -67,6 +70,54 @@ public enum Kernels {
             }
             return
         }
+        Threading.configure()
+        let parts = Parallel.coreCount
+        let work = Double(m) * Double(n) * Double(k)
+        guard parts > 1 && work >= Double(1 << 21) else {
+            blas(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        if m >= 32 * parts {
+            let chunk = (m + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let r0 = p * chunk, rows = Swift.min(m, r0 + chunk) - r0
+                guard rows > 0 else { return }
+                blas(transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc)
+            }
+        } else if n >= 32 * parts {
+            let chunk = (n + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let c0 = p * chunk, cols = Swift.min(n, c0 + chunk) - c0
+                guard cols > 0 else { return }
+                blas(transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc)
+            }
+        } else {
+            // Split the inner dimension: part 0 adds into C, the others into zeroed scratch.
+            let chunk = (k + parts - 1) / parts
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (parts - 1) * m * n)
+            defer { scratch.deallocate() }
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let k0 = p * chunk, depth = Swift.max(0, Swift.min(k, k0 + chunk) - k0)
+                let aa = transA ? a + k0 * lda : a + k0, bb = transB ? b + k0 : b + k0 * ldb
+                if p == 0 {
+                    blas(transA, transB, m, n, depth, alpha, aa, lda, bb, ldb, beta, c, ldc)
+                } else {
+                    let out = scratch + (p - 1) * m * n
+                    if depth == 0 { out.update(repeating: 0, count: m * n); return }
+                    blas(transA, transB, m, n, depth, alpha, aa, lda, bb, ldb, 0, out, n)
+                }
+            }
+            for p in 1..<parts {
+                let part = scratch + (p - 1) * m * n
+                for i in 0..<m { for j in 0..<n { c[i * ldc + j] += part[i * n + j] } }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func blas(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                             _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

@@ -31,9 +31,24 @@ public enum Parallel {
         }
     }
 
-    /// Number of threads OpenBLAS uses for one product.
-    public static var blasThreads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+}
+
+/// Who runs on the cores. OpenBLAS's own worker threads spin in `sched_yield` between calls;
+/// on two cores that spinning competed with our elementwise threads for a fifth of a training
+/// step. So OpenBLAS runs single-threaded and `Kernels.sgemm` splits large products across
+/// cores itself, on the same Dispatch threads as everything else.
+public enum Threading {
+    private static let once: Void = { openblas_set_num_threads(1) }()
+
+    /// Applies the policy (idempotent; every product calls it).
+    @inline(__always) public static func configure() { once }
+
+    /// Runs `body` with OpenBLAS threaded on every core, as it is out of the box: the raw
+    /// sgemm that benchmarks compare against.
+    public static func withNativeBLASThreading<R>(_ body: () -> R) -> R {
+        configure()
+        openblas_set_num_threads(Int32(Parallel.coreCount))
+        defer { openblas_set_num_threads(1) }
+        return body()
     }
 }

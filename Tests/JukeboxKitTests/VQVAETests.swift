@@ -213,3 +213,90 @@ func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "sizes \(a.count) and \(b.count) differ")
     return zip(a, b).reduce(0) { Swift.max($0, Swift.abs($1.0 - $1.1)) }
 }
+
+/// Training runs through the trainer: exact resume, Ctrl-C, bad inputs.
+final class VQVAETrainerTests: XCTestCase {
+    /// A folder with a few synthetic WAV files.
+    static func makeData(_ name: String, files: Int = 4, seconds: Double = 2, sampleRate: Int = 8000) throws -> String {
+        let dir = temporaryDirectory(name)
+        for i in 0..<files {
+            let audio = chordWithClicks(count: Int(seconds * Double(sampleRate)), sampleRate: sampleRate, phase: 977 * i)
+            try AudioFile.write(dir + "/clip\(i).wav", samples: audio, sampleRate: sampleRate)
+        }
+        return dir
+    }
+
+    func parameters(_ trainer: VQVAETrainer) -> [Float] {
+        trainer.model.namedParameters().flatMap { $0.tensor.array } + trainer.model.stateTensors().flatMap { $0.1.array }
+    }
+
+    /// 10 steps straight and 5 + resume + 5 give the same parameters, bit for bit.
+    func testResumeContinuesExactly() throws {
+        var config = try tinyVQVAEConfig()
+        config.train.evalEvery = 0
+        let data = try Self.makeData("resume-data")
+        let straightDir = temporaryDirectory("straight"), splitDir = temporaryDirectory("split")
+        try FileManager.default.removeItem(atPath: splitDir)
+        let straight = try VQVAETrainer(config: config, data: [data], outDirectory: straightDir + "/run", seed: 3, resume: false)
+        XCTAssertEqual(try straight.train(totalSteps: 10) { _ in }, .finished(step: 10))
+        let first = try VQVAETrainer(config: config, data: [data], outDirectory: splitDir, seed: 3, resume: false)
+        XCTAssertEqual(try first.train(totalSteps: 5) { _ in }, .finished(step: 5))
+        let second = try VQVAETrainer(config: config, data: [data], outDirectory: splitDir, seed: 99, resume: true)
+        XCTAssertEqual(second.step, 5)
+        XCTAssertEqual(try second.train(totalSteps: 10) { _ in }, .finished(step: 10))
+        XCTAssertEqual(parameters(straight), parameters(second), "resumed run differs from the straight run")
+        // The metrics log holds each step once.
+        let rows = try String(contentsOfFile: splitDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(rows.count, 2)
+    }
+
+    func testInterruptWritesACheckpoint() throws {
+        let config = try tinyVQVAEConfig()
+        let data = try Self.makeData("interrupt-data")
+        let out = temporaryDirectory("interrupt") + "/run"
+        let trainer = try VQVAETrainer(config: config, data: [data], outDirectory: out, seed: 1, resume: false)
+        Interrupt.request()
+        defer { Interrupt.reset() }
+        XCTAssertEqual(try trainer.train(totalSteps: 50) { _ in }, .interrupted(step: 1))
+        XCTAssertEqual(try Checkpoint.read(out + "/checkpoint.safetensors", kind: "vqvae").step, 1)
+        // A second run in the same folder without --resume is refused (nothing is overwritten).
+        XCTAssertThrowsError(try VQVAETrainer(config: config, data: [data], outDirectory: out, seed: 1, resume: false)) {
+            XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
+        }
+    }
+
+    func testBadInputsGiveNamedErrors() throws {
+        let dir = temporaryDirectory("bad")
+        XCTAssertThrowsError(try VQVAE.load(dir + "/missing.safetensors")) { XCTAssertTrue("\($0)".contains("missing.safetensors")) }
+        // A checkpoint of another kind.
+        try Checkpoint.write(dir + "/prior.safetensors", kind: "prior", config: "{}", step: 0, tensors: [("w", Tensor.zeros([2]))])
+        XCTAssertThrowsError(try VQVAE.load(dir + "/prior.safetensors")) {
+            XCTAssertTrue("\($0)".contains("is a prior checkpoint, expected a vqvae"), "\($0)")
+        }
+        // Configs: unknown key, hops that do not divide, zero width.
+        for (json, key) in [("{\"widht\": 3}", "widht"), ("{\"train\": {\"sample_length\": 3000}}", "sample_length"),
+                            ("{\"width\": 0}", "width"), ("{\"downs_t\": [3, 2]}", "downs_t")] {
+            XCTAssertThrowsError(try VQVAEConfig.decode(Data(json.utf8), source: "c.json")) {
+                XCTAssertTrue("\($0)".contains(key), "\($0) should name \(key)")
+            }
+        }
+        // Code files: a code beyond the codebook, and codes from another VQ-VAE.
+        let config = try tinyVQVAEConfig()
+        let model = VQVAE(config: config, seed: 1)
+        var codes = CodeFile(batch: 1, sampleRate: config.sampleRate, hops: config.hops, codebookSize: config.lBins,
+                             vqvaeDigest: model.identity, source: "test")
+        codes.set(level: 2, codes: [1, 2, Int32(config.lBins)], length: 3)
+        try codes.write(dir + "/bad.codes.safetensors")
+        XCTAssertThrowsError(try CodeFile.read(dir + "/bad.codes.safetensors")) {
+            XCTAssertTrue("\($0)".contains("outside the codebook"), "\($0)")
+        }
+        codes.set(level: 2, codes: [1, 2, 3], length: 3)
+        codes.vqvaeDigest = "0123456789abcdef"
+        try codes.write(dir + "/other.codes.safetensors")
+        let other = try CodeFile.read(dir + "/other.codes.safetensors")
+        XCTAssertThrowsError(try Codec.checkCompatible(other, path: "other", model: model)) {
+            XCTAssertTrue("\($0)".contains("another VQ-VAE"), "\($0)")
+        }
+        XCTAssertNoThrow(try Codec.checkCompatible(other, path: "other", model: model, allowOtherModel: true))
+    }
+}
