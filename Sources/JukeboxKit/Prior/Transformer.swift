@@ -43,7 +43,7 @@ public final class FactoredAttention: Module {
     /// `n_state → width`.
     public let cProj: Linear
 
-    init(width: Int, stateWidth: Int, heads: Int, pattern: AttentionPattern, blockLength: Int, initScale: Float,
+    public init(width: Int, stateWidth: Int, heads: Int, pattern: AttentionPattern, blockLength: Int, initScale: Float,
          generator: inout RandomGenerator) {
         self.pattern = pattern
         self.heads = heads
@@ -68,7 +68,7 @@ public final class FactoredAttention: Module {
     }
 
     /// The pattern's attention over `q, k, v (N, T, S)`.
-    func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
+    public func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
         let (N, T, S) = (q.shape[0], q.shape[1], q.shape[2])
         let L = blockLength
         precondition(pattern == .dense || T % L == 0, "attention: length \(T) is not a multiple of the block length \(L)")
