@@ -5,7 +5,7 @@ import JukeboxKit
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a VQ-VAE or a prior.",
-        subcommands: [TrainVQVAE.self])
+        subcommands: [TrainVQVAE.self, TrainPrior.self])
 }
 
 struct TrainVQVAE: ParsableCommand {
@@ -78,6 +78,93 @@ struct TrainVQVAE: ParsableCommand {
                     line += "  held-out SC " + db.map { String(format: "%.1f", $0) }.joined(separator: "/") + " dB"
                 }
                 meter.report(done: p.step, line, force: p.evalConvergenceDB != nil)
+            }
+        }
+        meter.finish()
+        switch outcome {
+        case .finished(let step): printError("finished at step \(step); checkpoint \(trainer.run.checkpointPath)")
+        case .interrupted(let step):
+            printError("interrupted at step \(step); checkpoint written, continue with --resume")
+            throw ExitCode(130)
+        }
+    }
+}
+
+struct TrainPrior: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prior",
+        abstract: "Train a top-level prior or an upsampler on VQ-VAE codes.",
+        discussion: """
+            --data takes code files made by `jukebox encode` (the fast path: encode the dataset \
+            once) or audio files, which are encoded with --vqvae once and cached in the run \
+            folder. The level decides the kind: the top level trains an unconditional prior \
+            with a timing signal, lower levels an upsampler conditioned on the level above. \
+            Artist and genre labels come from --labels (JSON {"FILE": {"artist": ..., "genre": \
+            ...}} or CSV path,artist,genre) or else from folder names (data/ARTIST/...). \
+            Progress shows bits per token; metrics.jsonl also logs the held-out loss.
+
+            Example:
+              jukebox encode --vqvae runs/vqvae/checkpoint.safetensors music/*.ogg --out-dir codes/
+              jukebox train prior --config configs/prior-small.json --vqvae runs/vqvae/checkpoint.safetensors \\
+                  --level 2 --data codes/ --out runs/prior
+            """)
+
+    @Option(help: "Prior config JSON (see configs/).")
+    var config: String
+
+    @Option(help: "The VQ-VAE checkpoint whose codes the prior models.")
+    var vqvae: String
+
+    @Option(help: "VQ-VAE level to model (the top level is a prior, lower ones upsamplers).")
+    var level: Int
+
+    @Option(parsing: .upToNextOption, help: "Code files, audio files or folders of them.")
+    var data: [String]
+
+    @Option(help: "Run folder for checkpoints and metrics.")
+    var out: String
+
+    @Option(help: "Artist/genre labels: a JSON or CSV file.")
+    var labels: String?
+
+    @Option(help: "Total training steps (default: the config's train.steps).")
+    var steps: Int?
+
+    @Option(help: "Windows per batch (default: the config's train.batch_size).")
+    var batch: Int?
+
+    @Option(help: "Seed for initialisation and window sampling.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Continue the run in --out from its checkpoint.")
+    var resume = false
+
+    func validate() throws {
+        if data.isEmpty { throw ValidationError("--data needs at least one code file, audio file or folder") }
+        if level < 0 { throw ValidationError("--level must be ≥ 0") }
+        if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    }
+
+    func run() throws {
+        var cfg = try reportingErrors { try PriorConfig.load(path: config) }
+        cfg.level = level
+        if let batch { cfg.train.batchSize = batch }
+        Interrupt.install()
+        let trainer = try reportingErrors {
+            try PriorTrainer(config: cfg, vqvaePath: vqvae, data: data, labels: labels, outDirectory: out, seed: seed,
+                             resume: resume) { printError($0) }
+        }
+        let total = steps ?? trainer.config.train.steps
+        let meter = ProgressMeter(total: total, done: trainer.step)
+        printError("training \(trainer.prior.isUpsampler ? "upsampler" : "prior") for level \(level): \(trainer.prior.parameterCount) parameters, "
+            + "\(trainer.dataset.train.count) training and \(trainer.dataset.test.count) held-out songs, step \(trainer.step) → \(total)")
+        let outcome = try reportingErrors {
+            try trainer.train(totalSteps: total) { p in
+                var line = String(format: "step %d/%d  %.3f bits/token  %.2f steps/s  %.0f tokens/s", p.step, p.totalSteps,
+                                  p.bitsPerToken, p.stepsPerSecond, p.tokensPerSecond)
+                if let h = p.heldOutBitsPerToken { line += String(format: "  held-out %.3f bits/token", h) }
+                meter.report(done: p.step, line, force: p.heldOutBitsPerToken != nil)
             }
         }
         meter.finish()

@@ -148,3 +148,124 @@ extension PriorConfig {
         }
     }
 }
+
+final class PriorLearningTests: XCTestCase {
+    /// Greedy-ish sampling (very low temperature) of `count` tokens after `prime`.
+    static func continuation(_ prior: Prior, prime: [Int32], count: Int, conditioning: PriorConditioning) -> [Int32] {
+        let sampler = PriorSampler(prior: prior, batch: 1)
+        sampler.prime(prime, conditioning: conditioning)
+        var g = RandomGenerator(seed: 1)
+        let order = UnsafeMutablePointer<Int32>.allocate(capacity: prior.config.bins)
+        defer { order.deallocate() }
+        var out: [Int32] = []
+        var previous = prime.last!
+        for _ in 0..<count {
+            let logits = sampler.step(previous: [previous])
+            previous = TokenFilter(temperature: 0.01).draw(logits, count: prior.config.bins, order: order, generator: &g)
+            out.append(previous)
+        }
+        return out
+    }
+
+    /// A tiny prior learns a repeating sequence: loss near zero, and cached sampling at low
+    /// temperature continues the pattern.
+    func testTinyPriorLearnsARepeatingSequence() throws {
+        let config = try PriorConfig.load(path: repoPath("configs/prior-tiny.json"))
+        let pattern: [Int32] = [3, 17, 5, 60, 9, 9, 41]
+        let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(), sampleRate: 8000, seed: 2)
+        let adam = Adam(parameters: prior.namedParameters(), learningRate: 3e-3, warmupSteps: 10)
+        var g = RandomGenerator(seed: 4)
+        let (N, T) = (8, config.nCtx)
+        func window(_ phase: Int) -> [Int32] { (0..<T).map { pattern[(phase + $0) % pattern.count] } }
+        var first: Float = 0, last: Float = 0
+        for s in 0..<500 {
+            let tokens = (0..<N).flatMap { _ in window(g.int(below: pattern.count)) }
+            var cond = PriorConditioning.unlabelled(N)
+            cond.timing = [TimingInfo](repeating: TimingInfo(total: 80_000, offset: 0, length: T * 128), count: N)
+            adam.zeroGrad()
+            let loss = prior.loss(tokens, batch: N, conditioning: cond)
+            if s == 0 { first = loss.item }
+            last = loss.item
+            loss.backward()
+            clipGradientNorm(adam.parameters, maxNorm: 1)
+            adam.update()
+        }
+        XCTAssertGreaterThan(first, 5, "an untrained prior over 64 codes starts near 6 bits")
+        // Position 0 cannot know the phase (log2 7 ≈ 2.8 bits over 32 positions ≈ 0.09 bits/token).
+        XCTAssertLessThan(last, 0.2, "loss fell from \(first) to \(last) bits/token")
+        var cond = PriorConditioning.unlabelled(1)
+        cond.timing = [TimingInfo(total: 80_000, offset: 0, length: T * 128)]
+        let prime = window(2).prefix(8).map { $0 }
+        let sampled = Self.continuation(prior, prime: prime, count: T - 8, conditioning: cond)
+        XCTAssertEqual(sampled, Array(window(2)[8...]))
+    }
+
+    /// A tiny upsampler learns a deterministic mapping from upper codes: each upper code u
+    /// becomes the four lower codes (u, u+1, u+2, u+3) mod bins.
+    func testTinyUpsamplerLearnsAMapping() throws {
+        let config = try PriorConfig.load(path: repoPath("configs/upsampler-tiny.json"))
+        let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(), sampleRate: 8000, seed: 3)
+        XCTAssertTrue(prior.isUpsampler)
+        let adam = Adam(parameters: prior.namedParameters(), learningRate: 3e-3, warmupSteps: 10)
+        var g = RandomGenerator(seed: 5)
+        let (N, T, bins) = (8, config.nCtx, Int32(config.bins))
+        func lower(_ upper: [Int32]) -> [Int32] { upper.flatMap { u in (0..<4).map { (u + Int32($0)) % bins } } }
+        var last: Float = 0
+        for _ in 0..<300 {
+            let upper = (0..<(N * T / 4)).map { _ in Int32(g.int(below: Int(bins))) }
+            var cond = PriorConditioning.unlabelled(N)
+            cond.upperCodes = upper
+            adam.zeroGrad()
+            let loss = prior.loss(lower(upper), batch: N, conditioning: cond)
+            last = loss.item
+            loss.backward()
+            clipGradientNorm(adam.parameters, maxNorm: 1)
+            adam.update()
+        }
+        XCTAssertLessThan(last, 0.3, "upsampler loss \(last) bits/token")
+        let upper = (0..<(T / 4)).map { _ in Int32(g.int(below: Int(bins))) }
+        var cond = PriorConditioning.unlabelled(1)
+        cond.upperCodes = upper
+        let target = lower(upper)
+        let sampled = Self.continuation(prior, prime: [target[0]], count: T - 1, conditioning: cond)
+        let agreement = zip(sampled, target.dropFirst()).filter { $0 == $1 }.count
+        XCTAssertGreaterThanOrEqual(agreement, (T - 1) * 9 / 10, "sampled \(sampled) for \(target)")
+    }
+
+    /// The paper's configs, with their own widths and heads but 2 layers and n_ctx 256: one
+    /// training step and a few cached sampling steps run and give finite values.
+    func testPaperConfigsRunAtReducedDepth() throws {
+        for name in ["prior-5b", "prior-1b", "upsampler-jukebox"] {
+            var config = try PriorConfig.load(path: repoPath("configs/\(name).json"))
+            config.depth = 2
+            config.nCtx = 256
+            config.blocks = Swift.min(config.blocks, 256 / 64) // keep blocks of 64 positions
+            if name == "upsampler-jukebox" { config.level = 1 }
+            let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(artists: ["a"], genres: ["g"]),
+                              sampleRate: 44100, seed: 1)
+            var g = RandomGenerator(seed: 2)
+            let tokens = (0..<256).map { _ in Int32(g.int(below: 2048)) }
+            var cond = PriorConditioning(artists: [1], genres: [[1]])
+            if prior.isUpsampler {
+                cond.upperCodes = (0..<64).map { _ in Int32(g.int(below: 2048)) }
+            } else {
+                cond.timing = [TimingInfo(total: 44100 * 120, offset: 44100 * 10, length: 256 * 128)]
+            }
+            let adam = Adam(parameters: prior.namedParameters())
+            let loss = prior.loss(tokens, batch: 1, conditioning: cond)
+            XCTAssertEqual(loss.item, 11, accuracy: 1.5, "\(name): an untrained prior is near log2(2048) bits")
+            loss.backward()
+            adam.update()
+            let sampler = PriorSampler(prior: prior, batch: 1)
+            sampler.reset(conditioning: cond)
+            var previous: Int32 = 0
+            let order = UnsafeMutablePointer<Int32>.allocate(capacity: 2048)
+            defer { order.deallocate() }
+            for _ in 0..<4 {
+                let logits = sampler.step(previous: [previous])
+                XCTAssertTrue((0..<2048).allSatisfy { logits[$0].isFinite }, "\(name): logits not finite")
+                previous = TokenFilter(temperature: 1, topK: 5).draw(logits, count: 2048, order: order, generator: &g)
+            }
+        }
+    }
+}
