@@ -73,7 +73,7 @@ public enum Kernels {
         Threading.configure()
         let parts = Parallel.coreCount
         let work = Double(m) * Double(n) * Double(k)
-        guard parts > 1 && work >= Double(1 << 21) else {
+        guard parts > 1 && work >= Double(1 << 21) && !Threading.nativeBLAS else {
             blas(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
@@ -112,6 +112,17 @@ public enum Kernels {
                 for i in 0..<m { for j in 0..<n { c[i * ldc + j] += part[i * n + j] } }
             }
         }
+    }
+
+    /// Row-major `y = alpha · op(A) x + beta · y` for an (M × N) matrix A with leading dimension
+    /// `lda`: matrix-vector work that streams A once. Threaded by OpenBLAS inside
+    /// ``Threading/withNativeBLASThreading(_:)`` (token sampling), single-threaded otherwise.
+    @inline(__always)
+    public static func sgemv(transA: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                             x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+        Threading.configure()
+        cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1,
+                    beta, y, 1)
     }
 
     @inline(__always)

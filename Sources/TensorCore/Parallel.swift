@@ -35,20 +35,33 @@ public enum Parallel {
 
 /// Who runs on the cores. OpenBLAS's own worker threads spin in `sched_yield` between calls;
 /// on two cores that spinning competed with our elementwise threads for a fifth of a training
-/// step. So OpenBLAS runs single-threaded and `Kernels.sgemm` splits large products across
-/// cores itself, on the same Dispatch threads as everything else.
+/// step. So by default OpenBLAS runs single-threaded and `Kernels.sgemm` splits large products
+/// across cores itself, on the same Dispatch threads as everything else.
+///
+/// Token-by-token sampling is the opposite case: dozens of small matrix-vector products per
+/// token and almost nothing else. Waking a Dispatch thread per product costs more than it saves,
+/// while OpenBLAS's spinning workers are ready at once, so the sampling loop runs inside
+/// ``withNativeBLASThreading(_:)``.
 public enum Threading {
     private static let once: Void = { openblas_set_num_threads(1) }()
+
+    /// True inside ``withNativeBLASThreading(_:)``.
+    public private(set) static var nativeBLAS = false
 
     /// Applies the policy (idempotent; every product calls it).
     @inline(__always) public static func configure() { once }
 
-    /// Runs `body` with OpenBLAS threaded on every core, as it is out of the box: the raw
-    /// sgemm that benchmarks compare against.
-    public static func withNativeBLASThreading<R>(_ body: () -> R) -> R {
+    /// Runs `body` with OpenBLAS threaded on every core, as it is out of the box (also the raw
+    /// sgemm that benchmarks compare against). `Kernels.sgemm` then leaves the splitting to it.
+    public static func withNativeBLASThreading<R>(_ body: () throws -> R) rethrows -> R {
         configure()
+        let previous = nativeBLAS
+        nativeBLAS = true
         openblas_set_num_threads(Int32(Parallel.coreCount))
-        defer { openblas_set_num_threads(1) }
-        return body()
+        defer {
+            nativeBLAS = previous
+            if !previous { openblas_set_num_threads(1) }
+        }
+        return try body()
     }
 }

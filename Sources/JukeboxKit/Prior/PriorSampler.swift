@@ -12,7 +12,6 @@
 
 import Foundation
 import TensorCore
-import CBLAS
 
 /// How the next token is drawn from the logits.
 public struct TokenFilter: Sendable, Equatable {
@@ -167,8 +166,7 @@ public final class PriorSampler {
         if let xOut = prior.xOut {
             linear(x, xOut, rows: N, input: W, output: bins, into: logitsBuffer)
         } else if N == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(bins), Int32(W), 1, prior.xEmb.weight.data, Int32(W), x, 1, 0,
-                        logitsBuffer, 1)
+            Kernels.sgemv(m: bins, n: W, a: prior.xEmb.weight.data, lda: W, x: x, y: logitsBuffer)
         } else {
             Kernels.sgemm(transB: true, m: N, n: bins, k: W, a: x, lda: W, b: prior.xEmb.weight.data, ldb: W,
                           c: logitsBuffer, ldc: bins)
@@ -200,8 +198,7 @@ public final class PriorSampler {
         }
         let beta: Float = layer.bias == nil ? 0 : 1
         if rows == 1 {
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(input), Int32(output), 1, layer.weight.data, Int32(output),
-                        src, 1, beta, out, 1)
+            Kernels.sgemv(transA: true, m: input, n: output, a: layer.weight.data, lda: output, x: src, beta: beta, y: out)
         } else {
             Kernels.sgemm(m: rows, n: output, k: input, a: src, lda: input, b: layer.weight.data, ldb: output,
                           beta: beta, c: out, ldc: output)
@@ -239,13 +236,13 @@ public final class PriorSampler {
                 let k = cache.keys + base + first * S + hd * D, v = cache.values + base + first * S + hd * D
                 let q = row + hd * D
                 // scores = K_h q / √D over the selected rows (leading dimension stride·S).
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(D), scale, k, Int32(stride * S), q, 1, 0, scores, 1)
+                Kernels.sgemv(m: count, n: D, alpha: scale, a: k, lda: stride * S, x: q, y: scores)
                 var m = -Float.infinity
                 for j in 0..<count { m = Swift.max(m, scores[j]) }
                 var z: Float = 0
                 for j in 0..<count { let e = Foundation.exp(scores[j] - m); scores[j] = e; z += e }
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(count), Int32(D), 1 / z, v, Int32(stride * S), scores, 1, 0,
-                            attended + n * S + hd * D, 1)
+                Kernels.sgemv(transA: true, m: count, n: D, alpha: 1 / z, a: v, lda: stride * S, x: scores,
+                              y: attended + n * S + hd * D)
             }
         }
     }
