@@ -114,7 +114,7 @@ struct Decode: ParsableCommand {
             let t0 = Date()
             for item in 0..<file.batch {
                 let audio = Codec.decode(file, level: chosen, item: item, model: model)
-                let path = file.batch == 1 ? output : numbered(output, item)
+                let path = file.batch == 1 ? output : SamplingOutput.numberedPath(output, item)
                 try AudioFile.write(path, samples: audio, sampleRate: model.config.sampleRate, format: float ? .float32 : .pcm16)
                 let seconds = Double(audio.count) / Double(model.config.sampleRate)
                 printError(String(format: "%@: %.1f s from level %d (%.1fx real time)", path, seconds, chosen,
@@ -122,12 +122,4 @@ struct Decode: ParsableCommand {
             }
         }
     }
-}
-
-/// `out.wav` → `out-2.wav` for item 2 of a batch (items count from 1).
-func numbered(_ path: String, _ item: Int) -> String {
-    let url = URL(fileURLWithPath: path)
-    let ext = url.pathExtension
-    let base = url.deletingPathExtension().path
-    return "\(base)-\(item + 1)" + (ext.isEmpty ? "" : ".\(ext)")
 }

@@ -9,5 +9,5 @@ struct Jukebox: ParsableCommand {
             A three-level VQ-VAE turns audio into codes at hops 8, 32 and 128; sparse-transformer \
             priors generate codes top-down; the VQ-VAE decoder turns level-0 codes back into audio.
             """,
-        subcommands: [Train.self, Encode.self, Decode.self, Eval.self, Info.self, Bench.self])
+        subcommands: [Train.self, Encode.self, Decode.self, Sample.self, Upsample.self, Bundle.self, Eval.self, Info.self, Bench.self])
 }

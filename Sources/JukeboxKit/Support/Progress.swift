@@ -55,6 +55,14 @@ public final class ProgressMeter {
         }
     }
 
+    /// Writes `line` as it is (the caller computed its own ETA), when due as ``report``.
+    public func reportLine(_ line: String, force: Bool = false) {
+        let t = ProgressMeter.now()
+        guard force || t - lastEmit >= (isTerminal ? 0.1 : plainInterval) else { return }
+        lastEmit = t
+        FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+
     /// Ends an in-place line with a newline (terminal only).
     public func finish() {
         if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }

@@ -1,0 +1,358 @@
+// Ancestral sampling from a model bundle (reference §2.5): the top level first, then each lower
+// level conditioned on the one above, each in windows of n_ctx tokens that prime on the tokens
+// already there. After every window the codes so far, the window count of each level and the
+// random generator's state go to a job file (atomically), so an interrupted job resumes where
+// it stopped and ends with exactly the codes an uninterrupted one would have.
+
+import Foundation
+import TensorCore
+import AudioDSP
+
+/// Everything that determines a sampling job's output. A job file records it; resuming
+/// requires the same request.
+public struct SamplingRequest: Codable, Equatable {
+    /// Length of the music in samples (a multiple of the top hop).
+    public var samples: Int
+    public var seed: UInt64
+    public var artist: String
+    public var genres: [String]
+    /// Temperature for every level; nil uses each prior's configured temperature.
+    public var temperature: Float?
+    public var topK: Int
+    public var topP: Float
+    /// Sequences sampled together.
+    public var batch: Int
+    /// Levels to sample, top first; a level's codes come from the job's input when not listed.
+    public var levels: [Int]
+    /// Audio whose start primes every level (with its length in samples), if any.
+    public var prime: String?
+    public var primeSamples: Int
+    /// Code file whose levels are upsampled, if any (`jukebox upsample`).
+    public var upsampleFrom: String?
+
+    public init(samples: Int, seed: UInt64, artist: String, genres: [String] = [], temperature: Float? = nil,
+                topK: Int = 0, topP: Float = 0, batch: Int = 1, levels: [Int], prime: String? = nil, primeSamples: Int = 0,
+                upsampleFrom: String? = nil) {
+        self.samples = samples
+        self.seed = seed
+        self.artist = artist
+        self.genres = genres
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.batch = batch
+        self.levels = levels
+        self.prime = prime
+        self.primeSamples = primeSamples
+        self.upsampleFrom = upsampleFrom
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// Where a job is, reported after every window and every few tokens.
+public struct SamplingProgress {
+    public var level: Int
+    public var window: Int
+    public var windows: Int
+    /// New tokens sampled so far in this run, and in the whole job.
+    public var tokensDone: Int
+    public var tokensTotal: Int
+    public var tokensPerSecond: Double
+    /// True right after a window was completed and saved.
+    public var windowFinished: Bool
+}
+
+/// How a sampling job ended.
+public enum SamplingOutcome {
+    case finished(CodeFile)
+    /// Stopped by Ctrl-C; the job file holds every finished window.
+    case interrupted
+}
+
+/// Samples music codes from a ``ModelBundle``.
+public final class MusicSampler {
+    public let bundle: ModelBundle
+    public let request: SamplingRequest
+    /// The job file: the codes so far plus the job's state.
+    public let jobPath: String
+    var codes: CodeFile
+    /// Windows finished per level.
+    var windowsDone: [Int: Int] = [:]
+    var generator: RandomGenerator
+    let artistID: Int32
+    let genreIDs: [Int32]
+
+    /// Prepares a job. With `resume`, continues the job file at `jobPath` (which must hold the
+    /// same request); otherwise a job file there is an error, so no work is lost.
+    public init(bundle: ModelBundle, request: SamplingRequest, jobPath: String, resume: Bool) throws {
+        self.bundle = bundle
+        self.request = request
+        self.jobPath = jobPath
+        let vocabulary = bundle.priors[bundle.topLevel]!.vocabulary
+        artistID = try vocabulary.artistID(request.artist)
+        genreIDs = try request.genres.map { try vocabulary.genreID($0) }
+        try MusicSampler.validate(request, bundle: bundle)
+        let fm = FileManager.default
+        if resume {
+            guard fm.fileExists(atPath: jobPath) else {
+                throw ConfigError("\(jobPath): --resume given but there is no job file to resume")
+            }
+            let saved = try CodeFile.read(jobPath)
+            guard saved.extra["job"] == request.json else {
+                throw ConfigError("\(jobPath): the job was started with other options (\(saved.extra["job"] ?? "none")); "
+                    + "resume with the same flags, or delete the file to start over")
+            }
+            try Codec.checkCompatible(saved, path: jobPath, model: bundle.vqvae)
+            codes = saved
+            for level in request.levels {
+                windowsDone[level] = Int(saved.extra["windows_done_level\(level)"] ?? "") ?? 0
+            }
+            let words = (saved.extra["generator"] ?? "").split(separator: ",").compactMap { UInt64($0) }
+            guard words.count == 4 else { throw ConfigError("\(jobPath): the generator state is damaged") }
+            generator = RandomGenerator(stateWords: words)
+        } else {
+            if fm.fileExists(atPath: jobPath) {
+                throw ConfigError("\(jobPath): an unfinished job is there; pass --resume to continue it, or delete it to start over")
+            }
+            generator = RandomGenerator(seed: request.seed)
+            codes = try MusicSampler.initialCodes(request, bundle: bundle)
+            for level in request.levels { windowsDone[level] = 0 }
+        }
+    }
+
+    /// Checks lengths against the models: at least one window of every sampled level, at most
+    /// the top prior's longest duration.
+    static func validate(_ r: SamplingRequest, bundle: ModelBundle) throws {
+        let rate = Double(bundle.vqvae.config.sampleRate)
+        let seconds = Double(r.samples) / rate
+        for level in r.levels {
+            guard let prior = bundle.priors[level] else { throw ConfigError("the bundle has no prior for level \(level)") }
+            let window = prior.config.nCtx * bundle.vqvae.hops[level]
+            if r.samples < window {
+                throw ConfigError(String(format: "--seconds %.2f is shorter than one level-%d window (%.2f s); ask for at least %.2f s",
+                                         seconds, level, Double(window) / rate, Double(window) / rate))
+            }
+        }
+        let top = bundle.priors[bundle.topLevel]!.config
+        if seconds > Double(top.maxDuration) {
+            throw ConfigError(String(format: "--seconds %.0f is longer than the top prior's longest song (%.0f s)", seconds, top.maxDuration))
+        }
+        if r.batch < 1 || r.batch > 64 { throw ConfigError("--batch must be in 1...64, got \(r.batch)") }
+        if r.topK < 0 || r.topK > bundle.vqvae.config.lBins { throw ConfigError("--top-k must be in 0...\(bundle.vqvae.config.lBins)") }
+        if !(r.topP >= 0 && r.topP <= 1) { throw ConfigError("--top-p must be in [0, 1]") }
+        if r.topK > 0 && r.topP > 0 { throw ConfigError("give --top-k or --top-p, not both") }
+        if let t = r.temperature, !(t > 0) { throw ConfigError("--temperature must be positive") }
+    }
+
+    /// Empty codes for every level, with the prime's codes or the upsampled input's levels.
+    static func initialCodes(_ r: SamplingRequest, bundle: ModelBundle) throws -> CodeFile {
+        let vq = bundle.vqvae
+        var file = CodeFile(batch: r.batch, sampleRate: vq.config.sampleRate, hops: vq.hops, codebookSize: vq.config.lBins,
+                            vqvaeDigest: vq.identity, source: r.upsampleFrom ?? "jukebox sample seed=\(r.seed)")
+        file.samples = r.samples
+        for level in 0..<vq.config.levels {
+            file.set(level: level, codes: [Int32](repeating: 0, count: r.batch * r.samples / vq.hops[level]),
+                     length: r.samples / vq.hops[level])
+        }
+        if let input = r.upsampleFrom {
+            let given = try CodeFile.read(input)
+            try Codec.checkCompatible(given, path: input, model: vq)
+            for level in 0..<vq.config.levels where !r.levels.contains(level) {
+                guard let present = given.levels[level], given.lengths[level] == r.samples / vq.hops[level] else {
+                    throw ConfigError("\(input): level \(level) is missing or incomplete; it is needed to sample the levels below")
+                }
+                file.set(level: level, codes: present, length: given.lengths[level]!)
+            }
+        }
+        if let prime = r.prime {
+            let audio = Array(try AudioFile.read(prime, sampleRate: vq.config.sampleRate).prefix(r.primeSamples))
+            guard audio.count == r.primeSamples else {
+                throw ConfigError("\(prime): holds \(audio.count) samples, fewer than the \(r.primeSamples) asked for by --prime-seconds")
+            }
+            for level in 0..<vq.config.levels {
+                let primed = vq.encodeSignal(audio, level: level)
+                let length = r.samples / vq.hops[level]
+                var all = file.levels[level]!
+                for n in 0..<r.batch { for t in 0..<primed.count { all[n * length + t] = primed[t] } }
+                file.set(level: level, codes: all, length: length)
+            }
+        }
+        return file
+    }
+
+    /// Tokens already fixed at the start of `level` (the prime), before any window.
+    func primedTokens(_ level: Int) -> Int { request.primeSamples / bundle.vqvae.hops[level] }
+
+    /// The windows of `level`: (start, tokens already there, new tokens), skipping windows that
+    /// the prime fills completely.
+    func windows(_ level: Int) -> [(start: Int, existing: Int, new: Int)] {
+        let prior = bundle.priors[level]!
+        let total = request.samples / bundle.vqvae.hops[level]
+        let alignment = prior.isUpsampler ? 1 << prior.config.conditioner.downT : 1
+        let hop = windowHop(nCtx: prior.config.nCtx, fraction: prior.config.sample.hopFraction, alignment: alignment)
+        var filled = primedTokens(level)
+        var out: [(Int, Int, Int)] = []
+        for start in windowStarts(total: total, nCtx: prior.config.nCtx, hop: hop) {
+            let end = start + prior.config.nCtx
+            guard end > filled else { continue }
+            out.append((start, filled - start, end - filled))
+            filled = end
+        }
+        return out
+    }
+
+    /// Runs (or continues) the job. `progress` is called every few hundred tokens and after each
+    /// window. Returns the codes, or `.interrupted` on Ctrl-C.
+    public func run(progress: (SamplingProgress) -> Void) throws -> SamplingOutcome {
+        let tokensTotal = request.levels.reduce(0) { $0 + windows($1).reduce(0) { $0 + $1.new } * request.batch }
+        var tokensDone = 0
+        for level in request.levels {
+            let all = windows(level)
+            for (i, w) in all.enumerated() where i < windowsDone[level]! { tokensDone += w.new * request.batch }
+        }
+        let startDone = tokensDone
+        let clock = Date()
+        let order = UnsafeMutablePointer<Int32>.allocate(capacity: bundle.vqvae.config.lBins)
+        defer { order.deallocate() }
+        for level in request.levels {
+            let prior = bundle.priors[level]!
+            let sampler = PriorSampler(prior: prior, batch: request.batch)
+            let filter = TokenFilter(temperature: request.temperature ?? prior.config.sample.temperature,
+                                     topK: request.topK, topP: request.topP)
+            let all = windows(level)
+            for (index, w) in all.enumerated() where index >= windowsDone[level]! {
+                let conditioning = windowConditioning(level: level, start: w.start, prior: prior)
+                var done = 0
+                let interrupted = Threading.withNativeBLASThreading { () -> Bool in
+                    sampleWindow(level: level, window: w, sampler: sampler, conditioning: conditioning, filter: filter,
+                                 order: order) { count in
+                        done = count
+                        let rate = Double(tokensDone + count * request.batch - startDone) / Swift.max(Date().timeIntervalSince(clock), 1e-9)
+                        progress(SamplingProgress(level: level, window: index + 1, windows: all.count,
+                                                  tokensDone: tokensDone + count * request.batch, tokensTotal: tokensTotal,
+                                                  tokensPerSecond: rate, windowFinished: false))
+                        return !Interrupt.requested
+                    }
+                }
+                if interrupted { return .interrupted }
+                tokensDone += done * request.batch
+                windowsDone[level] = index + 1
+                try saveJob()
+                let rate = Double(tokensDone - startDone) / Swift.max(Date().timeIntervalSince(clock), 1e-9)
+                progress(SamplingProgress(level: level, window: index + 1, windows: all.count, tokensDone: tokensDone,
+                                          tokensTotal: tokensTotal, tokensPerSecond: rate, windowFinished: true))
+                if Interrupt.requested { return .interrupted }
+            }
+        }
+        var result = codes
+        result.extra = ["artist": request.artist, "genres": request.genres.joined(separator: ","),
+                        "seed": String(request.seed)]
+        return .finished(result)
+    }
+
+    /// What a window of `level` starting at `start` is conditioned on.
+    func windowConditioning(level: Int, start: Int, prior: Prior) -> PriorConditioning {
+        let N = request.batch
+        var c = PriorConditioning(artists: [Int32](repeating: artistID, count: N),
+                                  genres: [[Int32]](repeating: genreIDs, count: N))
+        let hop = bundle.vqvae.hops[level]
+        if prior.isUpsampler {
+            let ratio = 1 << prior.config.conditioner.downT
+            let upperLength = codes.lengths[level + 1]!
+            let upper = codes.levels[level + 1]!
+            var window: [Int32] = []
+            for n in 0..<N {
+                let from = n * upperLength + start / ratio
+                window += upper[from..<(from + prior.config.nCtx / ratio)]
+            }
+            c.upperCodes = window
+        } else {
+            c.timing = [TimingInfo](repeating: TimingInfo(total: request.samples, offset: start * hop, length: prior.config.nCtx * hop),
+                                    count: N)
+        }
+        return c
+    }
+
+    /// Samples the new tokens of one window into `codes`. `tick(count)` is called every 64
+    /// tokens with the tokens done so far and returns false to stop. Returns true if stopped.
+    func sampleWindow(level: Int, window w: (start: Int, existing: Int, new: Int), sampler: PriorSampler,
+                      conditioning: PriorConditioning, filter: TokenFilter, order: UnsafeMutablePointer<Int32>,
+                      tick: (Int) -> Bool) -> Bool {
+        let N = request.batch, length = codes.lengths[level]!, bins = bundle.vqvae.config.lBins
+        var levelCodes = codes.levels[level]!
+        defer { codes.set(level: level, codes: levelCodes, length: length) }
+        if w.existing > 0 {
+            var prime: [Int32] = []
+            for n in 0..<N { prime += levelCodes[(n * length + w.start)..<(n * length + w.start + w.existing)] }
+            sampler.prime(prime, conditioning: conditioning)
+        } else {
+            sampler.reset(conditioning: conditioning)
+        }
+        var previous = (0..<N).map { n in w.existing > 0 ? levelCodes[n * length + w.start + w.existing - 1] : 0 }
+        for i in 0..<w.new {
+            let logits = sampler.step(previous: previous)
+            for n in 0..<N {
+                let token = filter.draw(logits + n * bins, count: bins, order: order, generator: &generator)
+                levelCodes[n * length + w.start + w.existing + i] = token
+                previous[n] = token
+            }
+            if (i + 1) % 64 == 0 && !tick(i + 1) { return true }
+        }
+        _ = tick(w.new)
+        return false
+    }
+
+    /// Writes the job file: codes so far, the request, windows done, generator state.
+    func saveJob() throws {
+        var file = codes
+        file.extra["job"] = request.json
+        file.extra["generator"] = generator.stateWords.map(String.init).joined(separator: ",")
+        for (level, done) in windowsDone { file.extra["windows_done_level\(level)"] = String(done) }
+        try file.write(jobPath)
+    }
+}
+
+/// The outputs of a sampling job: a code file, or one WAV per sequence decoded from level 0.
+public enum SamplingOutput {
+    /// Whether `path` names a code file (else audio).
+    public static func isCodeFile(_ path: String) -> Bool { path.hasSuffix(".codes.safetensors") }
+
+    /// The job file of an output: the code file itself, or `OUT.job.codes.safetensors` beside a WAV.
+    public static func jobPath(for output: String) -> String {
+        isCodeFile(output) ? output : output + ".job.codes.safetensors"
+    }
+
+    /// Writes the finished job: the codes, or WAVs (`OUT.wav`, or `OUT-1.wav`… for a batch)
+    /// decoded from level 0 and trimmed to the requested length; then removes the job file.
+    /// Returns the paths written.
+    @discardableResult
+    public static func write(_ codes: CodeFile, to output: String, bundle: ModelBundle) throws -> [String] {
+        let job = jobPath(for: output)
+        if isCodeFile(output) {
+            try codes.write(output)
+            return [output]
+        }
+        var written: [String] = []
+        for n in 0..<codes.batch {
+            let audio = Codec.decode(codes, level: 0, item: n, model: bundle.vqvae)
+            let path = codes.batch == 1 ? output : numberedPath(output, n)
+            try AudioFile.write(path, samples: audio, sampleRate: bundle.vqvae.config.sampleRate)
+            written.append(path)
+        }
+        try? FileManager.default.removeItem(atPath: job)
+        return written
+    }
+
+    /// `out.wav` → `out-2.wav` for item 1 of a batch (items count from 1).
+    public static func numberedPath(_ path: String, _ item: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let base = url.deletingPathExtension().path
+        return "\(base)-\(item + 1)" + (ext.isEmpty ? "" : ".\(ext)")
+    }
+}

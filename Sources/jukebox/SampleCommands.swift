@@ -1,0 +1,221 @@
+import ArgumentParser
+import Foundation
+import JukeboxKit
+import AudioDSP
+
+/// The default bundle, used when --model is not given.
+let defaultModelPath = "models/default"
+
+/// Options shared by `sample` and `upsample`.
+struct SamplingFlags: ParsableArguments {
+    @Option(help: "Model bundle folder (default: \(defaultModelPath) when it exists).")
+    var model: String?
+
+    @Option(help: "Seed: the same seed and flags give the same output bit for bit.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Softmax temperature for every level (default: each level's configured value, 0.99).")
+    var temperature: Float?
+
+    @Option(help: "Sample only among the K most likely codes (0: off).")
+    var topK: Int = 0
+
+    @Option(help: "Sample only among the most likely codes whose probability adds up to P (0: off).")
+    var topP: Float = 0
+
+    @Option(name: .shortAndLong, help: "Output: a .wav file (decoded from level 0) or a .codes.safetensors file.")
+    var output: String
+
+    @Flag(help: "Continue an interrupted job with the same flags instead of starting over.")
+    var resume = false
+
+    func bundle() throws -> ModelBundle {
+        let path = model ?? defaultModelPath
+        if model == nil && !FileManager.default.fileExists(atPath: path + "/bundle.json") {
+            throw ConfigError("no --model given and \(defaultModelPath) does not exist; train one (make default-model) or pass --model DIR")
+        }
+        return try ModelBundle(path: path)
+    }
+}
+
+/// Runs a job with a progress line, then writes its output.
+func runSamplingJob(_ sampler: MusicSampler, output: String) throws {
+    Interrupt.install()
+    let top = sampler.bundle.topLevel
+    let meter = ProgressMeter(total: 1, plainInterval: 10)
+    let started = Date()
+    let outcome = try reportingErrors {
+        try sampler.run { p in
+            let eta = p.tokensPerSecond > 0 ? ProgressMeter.duration(Double(p.tokensTotal - p.tokensDone) / p.tokensPerSecond) : "?"
+            let line = String(format: "level %d (%@) window %d/%d  %d/%d tokens  %.0f tokens/s  ETA %@", p.level,
+                              p.level == top ? "prior" : "upsampler", p.window, p.windows, p.tokensDone, p.tokensTotal,
+                              p.tokensPerSecond, eta)
+            meter.reportLine(line, force: p.windowFinished && !meter.isTerminal)
+        }
+    }
+    meter.finish()
+    switch outcome {
+    case .interrupted:
+        printError("interrupted; finished windows are saved in \(sampler.jobPath); continue with the same command and --resume")
+        throw ExitCode(130)
+    case .finished(let codes):
+        let written = try reportingErrors { try SamplingOutput.write(codes, to: output, bundle: sampler.bundle) }
+        printError(String(format: "wrote %@ in %@", written.joined(separator: ", "), ProgressMeter.duration(Date().timeIntervalSince(started))))
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate music with a model bundle.",
+        discussion: """
+            Samples the top level with the prior, then each lower level with its upsampler, in \
+            windows of n_ctx codes that each continue the codes already there, and decodes \
+            level 0 to audio. --prime WAV continues the start of a recording instead of \
+            starting from silence. --levels 2 stops after the top level (write a \
+            .codes.safetensors file and finish later with `jukebox upsample`).
+            After every window the job's state is saved beside the output, so an interrupted \
+            job continues with the same command plus --resume.
+
+            Examples:
+              jukebox sample --seconds 20 --seed 3 -o out/song.wav
+              jukebox sample --model models/default --seconds 30 --artist hyperrogue --prime intro.ogg --prime-seconds 5 -o out/continued.wav
+              jukebox sample --seconds 60 --levels 2 -o out/top.codes.safetensors
+            """)
+
+    @OptionGroup var flags: SamplingFlags
+
+    @Option(help: "Length of the music in seconds.")
+    var seconds: Double
+
+    @Option(help: "Artist to condition on (see `jukebox info MODEL`).")
+    var artist: String?
+
+    @Option(help: "Genre to condition on.")
+    var genre: [String] = []
+
+    @Option(help: "Sequences to sample together (written as OUT-1.wav, OUT-2.wav, …).")
+    var batch: Int = 1
+
+    @Option(help: "Audio file whose start the music continues.")
+    var prime: String?
+
+    @Option(help: "Seconds of --prime to use (default: 5).")
+    var primeSeconds: Double = 5
+
+    @Option(help: "Levels to sample, top first, e.g. 2,1,0 (default: all) or 2.")
+    var levels: String?
+
+    func validate() throws {
+        if !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+        if prime != nil && !(primeSeconds > 0 && primeSeconds < seconds) {
+            throw ValidationError("--prime-seconds must be positive and shorter than --seconds")
+        }
+    }
+
+    func run() throws {
+        let (sampler, output) = try reportingErrors { () -> (MusicSampler, String) in
+            let bundle = try flags.bundle()
+            let count = bundle.vqvae.config.levels
+            let chosen = try levels.map { try parseLevels($0, count: count, flag: "--levels") } ?? Array((0..<count).reversed())
+            guard chosen == Array((chosen.min()!...(count - 1)).reversed()) else {
+                throw ConfigError("--levels must run from the top level \(count - 1) down without gaps, e.g. \(count - 1) or \((0..<count).reversed().map(String.init).joined(separator: ","))")
+            }
+            if !chosen.contains(0) && !SamplingOutput.isCodeFile(flags.output) {
+                throw ConfigError("--levels \(chosen.map(String.init).joined(separator: ",")) does not reach level 0, so there is no audio; write -o FILE.codes.safetensors")
+            }
+            let rate = bundle.vqvae.config.sampleRate, top = bundle.vqvae.hops.last!
+            let samples = Int(seconds * Double(rate)) / top * top
+            let primeSamples = prime == nil ? 0 : Int(primeSeconds * Double(rate)) / top * top
+            let request = SamplingRequest(samples: samples, seed: flags.seed, artist: artist ?? bundle.manifest.defaultArtist,
+                                          genres: genre, temperature: flags.temperature, topK: flags.topK, topP: flags.topP,
+                                          batch: batch, levels: chosen, prime: prime, primeSamples: primeSamples)
+            let sampler = try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
+                                           resume: flags.resume)
+            return (sampler, flags.output)
+        }
+        try runSamplingJob(sampler, output: output)
+    }
+}
+
+struct Upsample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sample the missing lower levels of a code file.",
+        discussion: """
+            Takes a code file with the top level (from `jukebox sample --levels 2` or \
+            `jukebox encode`) and samples every lower level it lacks with the bundle's \
+            upsamplers, then decodes level 0. Upsampling is the long part of sampling; an \
+            interrupted job continues with the same command plus --resume.
+
+            Example:
+              jukebox upsample --model models/default out/top.codes.safetensors -o out/song.wav
+            """)
+
+    @OptionGroup var flags: SamplingFlags
+
+    @Argument(help: "Code file holding the top level.")
+    var codes: String
+
+    @Option(help: "Artist to condition the upsamplers on (default: the code file's, else the bundle's default).")
+    var artist: String?
+
+    func run() throws {
+        let sampler = try reportingErrors { () -> MusicSampler in
+            let bundle = try flags.bundle()
+            let input = try CodeFile.read(codes)
+            try Codec.checkCompatible(input, path: codes, model: bundle.vqvae)
+            guard input.batch >= 1, let topLength = input.lengths[bundle.topLevel] else {
+                throw ConfigError("\(codes): has no level-\(bundle.topLevel) codes to upsample from")
+            }
+            let samples = topLength * bundle.vqvae.hops[bundle.topLevel]
+            let missing = (0..<bundle.topLevel).reversed().filter { input.levels[$0] == nil }
+            guard !missing.isEmpty else { throw ConfigError("\(codes): already holds every level; decode it with `jukebox decode`") }
+            guard missing == Array((0...missing.first!).reversed()) else {
+                throw ConfigError("\(codes): holds level \(missing.first! + 1 < bundle.topLevel ? missing.first! + 1 : 0) but lacks a level above it")
+            }
+            let request = SamplingRequest(samples: samples, seed: flags.seed,
+                                          artist: artist ?? input.extra["artist"] ?? bundle.manifest.defaultArtist,
+                                          genres: (input.extra["genres"] ?? "").split(separator: ",").map(String.init),
+                                          temperature: flags.temperature, topK: flags.topK, topP: flags.topP,
+                                          batch: input.batch, levels: missing, upsampleFrom: codes)
+            return try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
+                                    resume: flags.resume)
+        }
+        try runSamplingJob(sampler, output: flags.output)
+    }
+}
+
+struct Bundle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Assemble a model bundle from trained checkpoints.",
+        discussion: """
+            Checks that the pieces fit (the priors were trained on this VQ-VAE's codes, every \
+            level has exactly one prior, codebook sizes and sample rates agree), then writes \
+            the weights without optimizer state and bundle.json into the output folder.
+
+            Example:
+              jukebox bundle --vqvae runs/vqvae/checkpoint.safetensors --prior runs/prior/checkpoint.safetensors \\
+                --upsampler runs/up1/checkpoint.safetensors --upsampler runs/up0/checkpoint.safetensors --half -o models/mine
+            """)
+
+    @Option(help: "VQ-VAE checkpoint.")
+    var vqvae: String
+
+    @Option(help: "Top-level prior checkpoint.")
+    var prior: String
+
+    @Option(help: "Upsampler checkpoint (once per lower level).")
+    var upsampler: [String] = []
+
+    @Option(name: .shortAndLong, help: "Bundle folder to write.")
+    var output: String
+
+    @Flag(help: "Store weights as 16-bit floats (half the size; loaded as 32-bit).")
+    var half = false
+
+    func run() throws {
+        try reportingErrors {
+            try ModelBundle.assemble(vqvae: vqvae, priors: [prior] + upsampler, into: output, storeAs: half ? .f16 : .f32)
+        }
+        printError("bundle written to \(output)")
+    }
+}
