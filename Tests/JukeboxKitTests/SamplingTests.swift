@@ -1,0 +1,216 @@
+// Sampling end to end with tiny models trained inside the test: windows, determinism, priming,
+// interrupted-and-resumed jobs, bundles, and bad input.
+
+import XCTest
+import Foundation
+import TensorCore
+import AudioDSP
+import JukeboxKit
+
+final class WindowTests: XCTestCase {
+    func testWindowStartsFollowTheReferenceRule() {
+        // Reference: range(0, total - n_ctx + hop, hop), a start whose window reaches the end
+        // replaced by total - n_ctx.
+        func reference(_ total: Int, _ n: Int, _ hop: Int) -> [Int] {
+            var out: [Int] = []
+            var s = 0
+            while s < total - n + hop {
+                out.append(s + n >= total ? total - n : s)
+                if s + n >= total { break }
+                s += hop
+            }
+            return out
+        }
+        for total in [32, 33, 48, 63, 64, 100, 1000, 6890] {
+            for (n, hop) in [(32, 16), (32, 4), (32, 32), (16, 2)] where total >= n {
+                let starts = windowStarts(total: total, nCtx: n, hop: hop)
+                XCTAssertEqual(starts, reference(total, n, hop), "total \(total) n \(n) hop \(hop)")
+                XCTAssertEqual(starts.last! + n, total, "the last window ends at the end")
+                XCTAssertEqual(Set(starts).count, starts.count)
+            }
+        }
+        XCTAssertEqual(windowStarts(total: 100, nCtx: 32, hop: 16), [0, 16, 32, 48, 64, 68])
+        XCTAssertEqual(windowHop(nCtx: 32, fraction: 0.125, alignment: 4), 4)
+        XCTAssertEqual(windowHop(nCtx: 8192, fraction: 0.5, alignment: 4), 4096)
+    }
+}
+
+/// Tiny trained stack shared by the sampling tests (trained once per test process).
+final class TinyStack {
+    static let shared = try! TinyStack()
+    let dir: String
+    let bundlePath: String
+    let otherVQVAEPath: String
+
+    init() throws {
+        dir = temporaryDirectory("stack")
+        let data = try VQVAETrainerTests.makeData("stack-data", files: 5, seconds: 3)
+        var vqConfig = try tinyVQVAEConfig()
+        vqConfig.train.evalEvery = 0
+        let vq = try VQVAETrainer(config: vqConfig, data: [data], outDirectory: dir + "/vqvae", seed: 1, resume: false)
+        _ = try vq.train(totalSteps: 30) { _ in }
+        let vqPath = dir + "/vqvae/checkpoint.safetensors"
+        // A second VQ-VAE (another seed) for the mismatch tests.
+        let other = try VQVAETrainer(config: vqConfig, data: [data], outDirectory: dir + "/vqvae-other", seed: 2, resume: false)
+        _ = try other.train(totalSteps: 2) { _ in }
+        otherVQVAEPath = dir + "/vqvae-other/checkpoint.safetensors"
+        var priors: [String] = []
+        for (level, name) in [(2, "prior-tiny"), (1, "upsampler-tiny"), (0, "upsampler-tiny")] {
+            var config = try PriorConfig.load(path: repoPath("configs/\(name).json"))
+            config.level = level
+            config.train.evalEvery = 0
+            let trainer = try PriorTrainer(config: config, vqvaePath: vqPath, data: [data], labels: nil,
+                                           outDirectory: dir + "/prior\(level)", seed: UInt64(level), resume: false) { _ in }
+            _ = try trainer.train(totalSteps: 20) { _ in }
+            priors.append(dir + "/prior\(level)/checkpoint.safetensors")
+        }
+        bundlePath = dir + "/bundle"
+        try ModelBundle.assemble(vqvae: vqPath, priors: priors, into: bundlePath, storeAs: .f16)
+    }
+}
+
+final class SamplingTests: XCTestCase {
+    var stack: TinyStack { TinyStack.shared }
+
+    func request(seconds: Double = 1.5, seed: UInt64 = 1, levels: [Int] = [2, 1, 0], bundle: ModelBundle) -> SamplingRequest {
+        let top = bundle.vqvae.hops.last!
+        return SamplingRequest(samples: Int(seconds * 8000) / top * top, seed: seed, artist: bundle.manifest.defaultArtist, levels: levels)
+    }
+
+    func sample(_ r: SamplingRequest, bundle: ModelBundle, output: String, resume: Bool = false,
+                stopAfterWindows: Int? = nil) throws -> SamplingOutcome {
+        let sampler = try MusicSampler(bundle: bundle, request: r, jobPath: SamplingOutput.jobPath(for: output), resume: resume)
+        var windows = 0
+        defer { Interrupt.reset() }
+        let outcome = try sampler.run { p in
+            if p.windowFinished {
+                windows += 1
+                if let stop = stopAfterWindows, windows >= stop { Interrupt.request() }
+            }
+        }
+        if case .finished(let codes) = outcome { try SamplingOutput.write(codes, to: output, bundle: bundle) }
+        return outcome
+    }
+
+    func testSampleWritesRequestedLengthAndIsDeterministic() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let window = Double(bundle.priors[2]!.config.nCtx * 128) / 8000
+        let r = request(bundle: bundle)
+        XCTAssertGreaterThan(Double(r.samples) / 8000, window, "longer than one top-level window")
+        let out = temporaryDirectory("sample")
+        _ = try sample(r, bundle: bundle, output: out + "/a.wav")
+        _ = try sample(r, bundle: bundle, output: out + "/b.wav")
+        var other = r
+        other.seed = 2
+        _ = try sample(other, bundle: bundle, output: out + "/c.wav")
+        let a = try AudioFile.read(out + "/a.wav", sampleRate: 8000)
+        XCTAssertEqual(a.count, r.samples)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/a.wav")),
+                       try Data(contentsOf: URL(fileURLWithPath: out + "/b.wav")), "same seed, same file")
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/a.wav")),
+                          try Data(contentsOf: URL(fileURLWithPath: out + "/c.wav")), "another seed, another file")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/a.wav.job.codes.safetensors"), "job file removed when done")
+    }
+
+    func testPrimedCodesStartWithThePrime() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let out = temporaryDirectory("prime")
+        let primeAudio = chordWithClicks(count: 8000, sampleRate: 8000, phase: 123)
+        try AudioFile.write(out + "/prime.wav", samples: primeAudio, sampleRate: 8000)
+        var r = request(bundle: bundle)
+        r.prime = out + "/prime.wav"
+        r.primeSamples = 4096
+        _ = try sample(r, bundle: bundle, output: out + "/primed.codes.safetensors")
+        let codes = try CodeFile.read(out + "/primed.codes.safetensors")
+        for level in 0..<3 {
+            let expected = bundle.vqvae.encodeSignal(Array(primeAudio.prefix(4096)), level: level)
+            XCTAssertEqual(Array(codes.codes(level: level, item: 0).prefix(expected.count)), expected, "level \(level)")
+        }
+    }
+
+    func testInterruptedJobResumesToTheSameFile() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let out = temporaryDirectory("resume")
+        let r = request(seconds: 2, bundle: bundle)
+        _ = try sample(r, bundle: bundle, output: out + "/whole.codes.safetensors")
+        guard case .interrupted = try sample(r, bundle: bundle, output: out + "/parts.codes.safetensors", stopAfterWindows: 1) else {
+            return XCTFail("the job should stop after its first window")
+        }
+        // A second start without --resume is refused: nothing is lost.
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: r, jobPath: out + "/parts.codes.safetensors", resume: false))
+        // Resuming with other options is refused.
+        var changed = r
+        changed.seed = 9
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: changed, jobPath: out + "/parts.codes.safetensors", resume: true))
+        _ = try sample(r, bundle: bundle, output: out + "/parts.codes.safetensors", resume: true)
+        let whole = try CodeFile.read(out + "/whole.codes.safetensors"), parts = try CodeFile.read(out + "/parts.codes.safetensors")
+        for level in 0..<3 { XCTAssertEqual(whole.levels[level], parts.levels[level], "level \(level)") }
+    }
+
+    func testTopLevelThenUpsample() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let out = temporaryDirectory("upsample")
+        _ = try sample(request(levels: [2], bundle: bundle), bundle: bundle, output: out + "/top.codes.safetensors")
+        let top = try CodeFile.read(out + "/top.codes.safetensors")
+        var r = request(levels: [1, 0], bundle: bundle)
+        r.upsampleFrom = out + "/top.codes.safetensors"
+        _ = try sample(r, bundle: bundle, output: out + "/full.codes.safetensors")
+        let full = try CodeFile.read(out + "/full.codes.safetensors")
+        XCTAssertEqual(full.levels[2], top.levels[2], "upsampling keeps the top level")
+        XCTAssertEqual(full.lengths[0], r.samples / 8)
+    }
+
+    func testBadInputs() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let out = temporaryDirectory("bad")
+        // Too short (less than one top-level window) and absurdly long.
+        for seconds in [0.2, 100_000] {
+            XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: request(seconds: seconds, bundle: bundle),
+                                                  jobPath: out + "/x.codes.safetensors", resume: false)) {
+                XCTAssertTrue("\($0)".contains("--seconds"), "\($0)")
+            }
+        }
+        // Unknown artist: the error lists the known ones.
+        var r = request(bundle: bundle)
+        r.artist = "nobody"
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: r, jobPath: out + "/y.codes.safetensors", resume: false)) {
+            XCTAssertTrue("\($0)".contains("unknown artist 'nobody'") && "\($0)".contains("knows:"), "\($0)")
+        }
+        // Codes of another VQ-VAE cannot be upsampled.
+        let other = try VQVAE.load(stack.otherVQVAEPath)
+        let signal = chordWithClicks(count: 12288, sampleRate: 8000)
+        var foreign = CodeFile(batch: 1, sampleRate: 8000, hops: other.hops, codebookSize: 64, vqvaeDigest: other.identity, source: "x")
+        foreign.set(level: 2, codes: other.encodeSignal(signal, level: 2), length: 12288 / 128)
+        try foreign.write(out + "/foreign.codes.safetensors")
+        var up = request(levels: [1, 0], bundle: bundle)
+        up.samples = 12288
+        up.upsampleFrom = out + "/foreign.codes.safetensors"
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: up, jobPath: out + "/z.codes.safetensors", resume: false)) {
+            XCTAssertTrue("\($0)".contains("another VQ-VAE"), "\($0)")
+        }
+        // A level mismatch: upsampling a file without its top level.
+        var partial = CodeFile(batch: 1, sampleRate: 8000, hops: bundle.vqvae.hops, codebookSize: 64,
+                               vqvaeDigest: bundle.vqvae.identity, source: "x")
+        partial.set(level: 1, codes: [Int32](repeating: 1, count: 12288 / 32), length: 12288 / 32)
+        try partial.write(out + "/partial.codes.safetensors")
+        up.upsampleFrom = out + "/partial.codes.safetensors"
+        up.levels = [0]
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: up, jobPath: out + "/w.codes.safetensors", resume: false)) {
+            XCTAssertTrue("\($0)".contains("level 2 is missing"), "\($0)")
+        }
+        // A bundle whose priors come from another VQ-VAE.
+        XCTAssertThrowsError(try ModelBundle.assemble(vqvae: stack.otherVQVAEPath,
+                                                      priors: [stack.dir + "/prior2/checkpoint.safetensors",
+                                                               stack.dir + "/prior1/checkpoint.safetensors",
+                                                               stack.dir + "/prior0/checkpoint.safetensors"],
+                                                      into: out + "/mixed")) {
+            XCTAssertTrue("\($0)".contains("VQ-VAE"), "\($0)")
+        }
+        // A bundle missing a level.
+        XCTAssertThrowsError(try ModelBundle.assemble(vqvae: stack.dir + "/vqvae/checkpoint.safetensors",
+                                                      priors: [stack.dir + "/prior2/checkpoint.safetensors"],
+                                                      into: out + "/incomplete")) {
+            XCTAssertTrue("\($0)".contains("no prior for levels 0, 1"), "\($0)")
+        }
+    }
+}
