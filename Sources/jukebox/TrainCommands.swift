@@ -136,11 +136,15 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Seed for initialisation and window sampling.")
     var seed: UInt64 = 0
 
+    @Option(help: "New tokens per sampling window as a fraction of n_ctx, stored with the model (default: the config's; Jukebox uses 0.125 at level 0).")
+    var hopFraction: Float?
+
     @Flag(help: "Continue the run in --out from its checkpoint.")
     var resume = false
 
     func validate() throws {
         if data.isEmpty { throw ValidationError("--data needs at least one code file, audio file or folder") }
+        if let hopFraction, !(hopFraction > 0 && hopFraction <= 1) { throw ValidationError("--hop-fraction must be in (0, 1]") }
         if level < 0 { throw ValidationError("--level must be ≥ 0") }
         if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
@@ -150,6 +154,7 @@ struct TrainPrior: ParsableCommand {
         var cfg = try reportingErrors { try PriorConfig.load(path: config) }
         cfg.level = level
         if let batch { cfg.train.batchSize = batch }
+        if let hopFraction { cfg.sample.hopFraction = hopFraction }
         Interrupt.install()
         let trainer = try reportingErrors {
             try PriorTrainer(config: cfg, vqvaePath: vqvae, data: data, labels: labels, outDirectory: out, seed: seed,
