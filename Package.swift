@@ -5,10 +5,19 @@ import PackageDescription
 /// worker threads, which Swift 6's strict sendability checking would force through wrappers.
 let numeric: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
+/// HalfKernels holds the hand-vectorised loops of token sampling (16-bit weights widened on
+/// the fly). On x86-64 it is compiled for AVX2, FMA and F16C; callers check the CPU at run time
+/// (`jukebox_cpu_has_avx2_fma_f16c`) and fall back to OpenBLAS in 32 bits without them.
+#if arch(x86_64)
+let vectorISA: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]
+#else
+let vectorISA: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "jukebox",
     products: [
-        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "JukeboxKit"]),
+        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "JukeboxKit"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
     ],
     dependencies: [
@@ -23,7 +32,8 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["CBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
                 swiftSettings: numeric),
-        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP"], swiftSettings: numeric),
+        .target(name: "HalfKernels", swiftSettings: numeric + vectorISA),
+        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "CSystem"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
             dependencies: ["JukeboxKit", "TensorCore", "AudioDSP",

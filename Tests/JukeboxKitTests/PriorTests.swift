@@ -100,7 +100,7 @@ final class PriorCacheTests: XCTestCase {
                 cond.timing = [TimingInfo(total: 50_000, offset: 1000, length: T * 128), TimingInfo(total: 9000, offset: 0, length: T * 128)]
             }
             let full = Tensor.withoutGrad { prior.logits(tokens, batch: N, conditioning: cond) }   // (N, T, bins)
-            let sampler = PriorSampler(prior: prior, batch: N)
+            let sampler = PriorSampler(prior: prior, batch: N, precision: .float32)
             sampler.reset(conditioning: cond)
             var worst: Float = 0
             for t in 0..<T {
@@ -131,6 +131,37 @@ final class PriorCacheTests: XCTestCase {
     }
 }
 
+final class HalfPrecisionTests: XCTestCase {
+    /// The float16 path gives the float32 path's logits up to the rounding of the weights, for
+    /// batch sizes that exercise every row group of the kernel (1, 2, 3, 4, 5).
+    func testHalfPrecisionSamplerMatchesFloat32() throws {
+        try XCTSkipUnless(SamplingPrecision.halfKernelsAvailable, "this CPU lacks AVX2/FMA/F16C")
+        var rng = RandomGenerator(seed: 8)
+        for (config, batch) in [(testPriorConfig(order: 2, depth: 3, bins: 40), 1), (testPriorConfig(level: 1, depth: 3), 5),
+                                (testPriorConfig(order: 9, depth: 4).with { $0.mergedDecoder = true }, 3)] {
+            let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(), sampleRate: 1000, seed: 3)
+            // Round the weights to Float16 first, as a bundle shipped in F16 is: both paths then
+            // use the same weights and differ only in summation order.
+            for p in prior.namedParameters() { for i in 0..<p.tensor.count { p.tensor.data[i] = Float(Float16(p.tensor.data[i])) } }
+            var cond = PriorConditioning.unlabelled(batch)
+            if prior.isUpsampler { cond.upperCodes = (0..<(batch * config.nCtx / 4)).map { _ in Int32(rng.int(below: config.bins)) } }
+            else { cond.timing = [TimingInfo](repeating: TimingInfo(total: 50_000, offset: 0, length: config.nCtx * 128), count: batch) }
+            let a = PriorSampler(prior: prior, batch: batch, precision: .float32)
+            let b = PriorSampler(prior: prior, batch: batch, precision: .float16)
+            a.reset(conditioning: cond)
+            b.reset(conditioning: cond)
+            var worst: Float = 0
+            var previous = [Int32](repeating: 0, count: batch)
+            for _ in 0..<config.nCtx {
+                let la = a.withThreading { a.step(previous: previous) }, lb = b.step(previous: previous)
+                for i in 0..<(batch * config.bins) { worst = Swift.max(worst, Swift.abs(la[i] - lb[i])) }
+                previous = (0..<batch).map { _ in Int32(rng.int(below: config.bins)) }
+            }
+            XCTAssertLessThan(worst, 1e-3, "float16 logits differ by \(worst) (batch \(batch))")
+        }
+    }
+}
+
 extension PriorConfig {
     func with(_ change: (inout PriorConfig) -> Void) -> PriorConfig {
         var c = self
@@ -152,7 +183,7 @@ extension PriorConfig {
 final class PriorLearningTests: XCTestCase {
     /// Greedy-ish sampling (very low temperature) of `count` tokens after `prime`.
     static func continuation(_ prior: Prior, prime: [Int32], count: Int, conditioning: PriorConditioning) -> [Int32] {
-        let sampler = PriorSampler(prior: prior, batch: 1)
+        let sampler = PriorSampler(prior: prior, batch: 1, precision: .float32)
         sampler.prime(prime, conditioning: conditioning)
         var g = RandomGenerator(seed: 1)
         let order = UnsafeMutablePointer<Int32>.allocate(capacity: prior.config.bins)
@@ -256,7 +287,7 @@ final class PriorLearningTests: XCTestCase {
             XCTAssertEqual(loss.item, 11, accuracy: 1.5, "\(name): an untrained prior is near log2(2048) bits")
             loss.backward()
             adam.update()
-            let sampler = PriorSampler(prior: prior, batch: 1)
+            let sampler = PriorSampler(prior: prior, batch: 1, precision: .float32)
             sampler.reset(conditioning: cond)
             var previous: Int32 = 0
             let order = UnsafeMutablePointer<Int32>.allocate(capacity: 2048)

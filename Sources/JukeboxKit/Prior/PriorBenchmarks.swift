@@ -29,15 +29,17 @@ public func priorBenchmarks(repeats: Int = 3) -> [BenchmarkResult] {
     let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(), sampleRate: 44100, seed: 1)
     var results: [BenchmarkResult] = []
     let params = Double(prior.parameterCount)
+    let precisions: [SamplingPrecision] = SamplingPrecision.halfKernelsAvailable ? [.float16, .float32] : [.float32]
+    for precision in precisions {
     for batch in [1, 8] {
-        let sampler = PriorSampler(prior: prior, batch: batch)
+        let sampler = PriorSampler(prior: prior, batch: batch, precision: precision)
         var cond = PriorConditioning.unlabelled(batch)
         cond.timing = [TimingInfo](repeating: TimingInfo(total: 44100 * 60, offset: 0, length: 2048 * 128), count: batch)
         let tokens = 256
         let order = UnsafeMutablePointer<Int32>.allocate(capacity: config.bins)
         defer { order.deallocate() }
         var g = RandomGenerator(seed: 1)
-        let seconds = Benchmark.median(repeats: repeats) { Threading.withNativeBLASThreading {
+        let seconds = Benchmark.median(repeats: repeats) { sampler.withThreading {
             sampler.reset(conditioning: cond)
             var previous = [Int32](repeating: 0, count: batch)
             for _ in 0..<tokens {
@@ -49,11 +51,14 @@ public func priorBenchmarks(repeats: Int = 3) -> [BenchmarkResult] {
             }
         } }
         let rate = Double(batch * tokens) / seconds
-        results.append(BenchmarkResult(name: "prior-sample-b\(batch)", milliseconds: seconds * 1e3,
+        let suffix = precision == precisions[0] ? "" : "-\(precision.rawValue)"
+        results.append(BenchmarkResult(name: "prior-sample-b\(batch)\(suffix)", milliseconds: seconds * 1e3,
                                        gflops: 2 * params * rate / 1e9,
                                        sgemmGflops: Benchmark.sgemmGflops(m: batch, n: config.width, k: config.width, repeats: repeats),
                                        extra: [("tokens_per_s", rate),
-                                               ("weights_gb_per_s", 4 * params * rate / Double(batch) / 1e9)]))
+                                               ("weights_gb_per_s", (precision == .float16 ? 2 : 4) * params * rate / Double(batch) / 1e9)],
+                                       note: precision.rawValue))
+    }
     }
     // One training step at batch 4 over the full context.
     let batch = 4

@@ -6,12 +6,19 @@
 // Shapes: batch N; x, h (N, width); qkv (N, 3·S); attention out (N, S); hidden (N, mlp);
 // logits (N, bins); cache of a layer (N, capacity, S) with capacity n_ctx, L or 2·L.
 //
+// Two precisions: `.float32` multiplies with OpenBLAS (threaded by OpenBLAS itself, see
+// `Threading`); `.float16` keeps a Float16 copy of every weight matrix and multiplies with
+// HalfKernels, split over the cores by a SpinTeam, reading half the bytes per token. A bundle
+// shipped in F16 loses nothing by the copy: its weights are Float16 values already.
+//
 // Priming runs the ordinary (training-path) forward over the existing tokens once, capturing
 // each layer's keys and values, and copies the part each cache keeps. Step t then feeds the
 // token of position t − 1 (or the start token at t = 0) and returns the logits for position t.
 
 import Foundation
 import TensorCore
+import HalfKernels
+import CSystem
 
 /// How the next token is drawn from the logits.
 public struct TokenFilter: Sendable, Equatable {
@@ -56,25 +63,54 @@ final class LayerCache {
     @inline(__always) func slot(_ t: Int) -> Int { t % capacity }
 }
 
+/// Arithmetic of the sampling loop's matrix products.
+public enum SamplingPrecision: String, Sendable, CaseIterable {
+    /// 32-bit weights through OpenBLAS.
+    case float32
+    /// 16-bit weight copies through HalfKernels (needs AVX2, FMA and F16C on x86-64).
+    case float16
+
+    /// Float16 where the CPU runs HalfKernels, else Float32.
+    public static var fastest: SamplingPrecision { halfKernelsAvailable ? .float16 : .float32 }
+
+    /// Whether this CPU has the instructions HalfKernels is compiled for.
+    public static let halfKernelsAvailable = jukebox_cpu_has_avx2_fma_f16c() != 0
+}
+
+/// Float16 copies of one layer's weight matrices.
+struct HalfLayer {
+    let attn, proj, fc, mlpProj: HalfPanels
+}
+
 /// Runs a ``Prior`` one position at a time for a batch of sequences.
 public final class PriorSampler {
     public let prior: Prior
     public let batch: Int
+    public let precision: SamplingPrecision
     /// Next position to compute.
     public private(set) var position = 0
 
     let width: Int, stateWidth: Int, heads: Int, hidden: Int, bins: Int, nCtx: Int, blockLength: Int
     let caches: [LayerCache]
     // Per-step buffers.
-    let x, h, qkv, attended, projected, mlpHidden, logitsBuffer, scores: UnsafeMutablePointer<Float>
+    let x, h, qkv, attended, projected, mlpHidden, logitsBuffer: UnsafeMutablePointer<Float>
+    /// Attention scores, n_ctx per part of the team.
+    let scores: UnsafeMutablePointer<Float>
+    /// Float16 weights and the team that splits work over the cores (`.float16` only).
+    let halfLayers: [HalfLayer]
+    let halfOutput: HalfPanels?
+    let team: SpinTeam?
     /// Start token (N, width) and the conditioning of the window (N, n_ctx, width), if any.
     var start: Tensor?
     var xCond: Tensor?
 
-    public init(prior: Prior, batch: Int) {
+    public init(prior: Prior, batch: Int, precision: SamplingPrecision = .fastest) {
+        precondition(precision == .float32 || SamplingPrecision.halfKernelsAvailable,
+                     "PriorSampler: this CPU lacks the AVX2/FMA/F16C instructions of the float16 path")
         let c = prior.config
         self.prior = prior
         self.batch = batch
+        self.precision = precision
         width = c.width
         stateWidth = c.attentionWidth
         heads = c.heads
@@ -92,7 +128,29 @@ public final class PriorSampler {
         projected = .allocate(capacity: batch * width)
         mlpHidden = .allocate(capacity: batch * hidden)
         logitsBuffer = .allocate(capacity: batch * bins)
-        scores = .allocate(capacity: c.nCtx)
+        if precision == .float16 {
+            func half(_ l: Linear) -> HalfPanels {
+                HalfPanels(l.weight.data, rows: l.weight.shape[0], columns: l.weight.shape[1], leadingDimension: l.weight.shape[1])
+            }
+            halfLayers = prior.transformer.blocks.map {
+                HalfLayer(attn: half($0.attn.cAttn), proj: half($0.attn.cProj), fc: half($0.mlp.cFc), mlpProj: half($0.mlp.cProj))
+            }
+            // Logits = h @ x_embᵀ (tied) or h @ x_out.
+            halfOutput = prior.xOut.map(half)
+                ?? HalfPanels(prior.xEmb.weight.data, rows: c.width, columns: c.bins, leadingDimension: c.width, transposed: true)
+            team = SpinTeam()
+        } else {
+            halfLayers = []
+            halfOutput = nil
+            team = nil
+        }
+        scores = .allocate(capacity: c.nCtx * (team?.size ?? 1))
+    }
+
+    /// Runs `body` with the threading the precision wants: OpenBLAS's own threads for
+    /// `.float32`, single-threaded OpenBLAS beside the SpinTeam for `.float16`.
+    public func withThreading<R>(_ body: () throws -> R) rethrows -> R {
+        precision == .float32 ? try Threading.withNativeBLASThreading(body) : try body()
     }
 
     deinit {
@@ -149,22 +207,29 @@ public final class PriorSampler {
             if let xCond { let cr = xCond.data + (n * nCtx + t) * W; for i in 0..<W { row[i] += cr[i] } }
         }
         for (layer, block) in prior.transformer.blocks.enumerated() {
+            let half = precision == .float16 ? halfLayers[layer] : nil
             layerNorm(x, block.ln0, into: h)
-            linear(h, block.attn.cAttn, rows: N, input: W, output: 3 * S, into: qkv)
+            linear(h, block.attn.cAttn, half?.attn, rows: N, input: W, output: 3 * S, into: qkv)
             attend(layer: layer, t: t)
-            linear(attended, block.attn.cProj, rows: N, input: S, output: W, into: projected)
+            linear(attended, block.attn.cProj, half?.proj, rows: N, input: S, output: W, into: projected)
             for i in 0..<(N * W) { x[i] += projected[i] }
             layerNorm(x, block.ln1, into: h)
-            linear(h, block.mlp.cFc, rows: N, input: W, output: hidden, into: mlpHidden)
+            linear(h, block.mlp.cFc, half?.fc, rows: N, input: W, output: hidden, into: mlpHidden)
             for i in 0..<(N * hidden) { let v = mlpHidden[i]; mlpHidden[i] = v / (1 + Foundation.exp(-1.702 * v)) }
-            linear(mlpHidden, block.mlp.cProj, rows: N, input: hidden, output: W, into: projected)
+            linear(mlpHidden, block.mlp.cProj, half?.mlpProj, rows: N, input: hidden, output: W, into: projected)
             for i in 0..<(N * W) { x[i] += projected[i] }
         }
         if let xCond, prior.xOut == nil {
             for n in 0..<N { let cr = xCond.data + (n * nCtx + t) * W; for i in 0..<W { x[n * W + i] += cr[i] } }
         }
-        if let xOut = prior.xOut {
-            linear(x, xOut, rows: N, input: W, output: bins, into: logitsBuffer)
+        if let halfOutput {
+            let out = logitsBuffer, input = x, bins = self.bins
+            let multiply = { (r: Range<Int>) in
+                halfOutput.multiply(input, ldx: W, rows: N, bias: nil, accumulate: false, into: out, ldy: bins, panels: r)
+            }
+            if let team, N * W * bins >= 1 << 16 { team.forRanges(halfOutput.panelCount, multiply) } else { multiply(0..<halfOutput.panelCount) }
+        } else if let xOut = prior.xOut {
+            linear(x, xOut, nil, rows: N, input: W, output: bins, into: logitsBuffer)
         } else if N == 1 {
             Kernels.sgemv(m: bins, n: W, a: prior.xEmb.weight.data, lda: W, x: x, y: logitsBuffer)
         } else {
@@ -190,9 +255,19 @@ public final class PriorSampler {
         }
     }
 
-    /// `out = src @ W + b` for `rows` rows; sgemv streams the weights once at batch 1.
-    private func linear(_ src: UnsafeMutablePointer<Float>, _ layer: Linear, rows: Int, input: Int, output: Int,
-                        into out: UnsafeMutablePointer<Float>) {
+    /// `out = src @ W + b` for `rows` rows: Float16 panels split over the team, or OpenBLAS
+    /// (sgemv streams the weights once at batch 1).
+    private func linear(_ src: UnsafeMutablePointer<Float>, _ layer: Linear, _ half: HalfPanels?, rows: Int, input: Int,
+                        output: Int, into out: UnsafeMutablePointer<Float>) {
+        if let half {
+            let bias = layer.bias?.data
+            let multiply = { (r: Range<Int>) in
+                half.multiply(src, ldx: input, rows: rows, bias: bias, accumulate: false, into: out, ldy: output, panels: r)
+            }
+            // Below ~64 K multiply-adds a hand-off to the other core costs more than it saves.
+            if let team, rows * input * output >= 1 << 16 { team.forRanges(half.panelCount, multiply) } else { multiply(0..<half.panelCount) }
+            return
+        }
         if let bias = layer.bias {
             for r in 0..<rows { (out + r * output).update(from: bias.data, count: output) }
         }
@@ -206,35 +281,39 @@ public final class PriorSampler {
     }
 
     /// Stores this position's keys and values and attends over the keys the layer's pattern
-    /// allows, head by head, into `attended`.
+    /// allows, head by head, into `attended` (items × heads split over the team, if any).
     private func attend(layer: Int, t: Int) {
         let cache = caches[layer]
         let (S, H, L) = (stateWidth, heads, blockLength)
-        let D = S / H
-        let scale = 1 / Float(D).squareRoot()
         for n in 0..<batch {
             let row = qkv + n * 3 * S
-            let base = n * cache.capacity * S
-            let slot = base + cache.slot(t) * S
+            let slot = n * cache.capacity * S + cache.slot(t) * S
             (cache.keys + slot).update(from: row + S, count: S)
             (cache.values + slot).update(from: row + 2 * S, count: S)
-            // Keys as (count rows starting at `first`, every `stride` slots) of the buffer.
-            let first: Int, count: Int, stride: Int
-            switch cache.pattern {
-            case .dense: (first, count, stride) = (0, t + 1, 1)
-            case .row: (first, count, stride) = (0, t % L + 1, 1)
-            case .column: (first, count, stride) = (t % L, t / L + 1, L)
-            case .previousRow:
-                if t < L {
-                    // Block 0 attends to a zero block: the output is zero.
-                    (attended + n * S).update(repeating: 0, count: S)
-                    continue
-                }
-                (first, count, stride) = (cache.slot((t / L - 1) * L), L, 1)
+        }
+        // Keys as (count rows starting at `first`, every `stride` slots) of the buffer.
+        let first: Int, count: Int, stride: Int
+        switch cache.pattern {
+        case .dense: (first, count, stride) = (0, t + 1, 1)
+        case .row: (first, count, stride) = (0, t % L + 1, 1)
+        case .column: (first, count, stride) = (t % L, t / L + 1, L)
+        case .previousRow:
+            if t < L {
+                // Block 0 attends to a zero block: the output is zero.
+                attended.update(repeating: 0, count: batch * S)
+                return
             }
-            for hd in 0..<H {
-                let k = cache.keys + base + first * S + hd * D, v = cache.values + base + first * S + hd * D
-                let q = row + hd * D
+            (first, count, stride) = (cache.slot((t / L - 1) * L), L, 1)
+        }
+        let pairs = batch * H
+        let work: (Range<Int>, UnsafeMutablePointer<Float>) -> Void = { [self] range, scores in
+            let D = S / H
+            let scale = 1 / Float(D).squareRoot()
+            for pair in range {
+                let (n, hd) = (pair / H, pair % H)
+                let base = n * cache.capacity * S + first * S + hd * D
+                let k = cache.keys + base, v = cache.values + base
+                let q = qkv + n * 3 * S + hd * D
                 // scores = K_h q / √D over the selected rows (leading dimension stride·S).
                 Kernels.sgemv(m: count, n: D, alpha: scale, a: k, lda: stride * S, x: q, y: scores)
                 var m = -Float.infinity
@@ -244,6 +323,16 @@ public final class PriorSampler {
                 Kernels.sgemv(transA: true, m: count, n: D, alpha: 1 / z, a: v, lda: stride * S, x: scores,
                               y: attended + n * S + hd * D)
             }
+        }
+        if let team, pairs > 1, pairs * count * (S / H) >= 1 << 14 {
+            let chunk = (pairs + team.size - 1) / team.size
+            let buffer = scores, capacity = nCtx
+            team.run { p in
+                let lo = p * chunk, hi = Swift.min(pairs, lo + chunk)
+                if lo < hi { work(lo..<hi, buffer + p * capacity) }
+            }
+        } else {
+            work(0..<pairs, scores)
         }
     }
 }

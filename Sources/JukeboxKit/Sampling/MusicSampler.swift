@@ -29,10 +29,12 @@ public struct SamplingRequest: Codable, Equatable {
     public var primeSamples: Int
     /// Code file whose levels are upsampled, if any (`jukebox upsample`).
     public var upsampleFrom: String?
+    /// Arithmetic of the matrix products (`float16` or `float32`).
+    public var precision: String
 
     public init(samples: Int, seed: UInt64, artist: String, genres: [String] = [], temperature: Float? = nil,
                 topK: Int = 0, topP: Float = 0, batch: Int = 1, levels: [Int], prime: String? = nil, primeSamples: Int = 0,
-                upsampleFrom: String? = nil) {
+                upsampleFrom: String? = nil, precision: SamplingPrecision = .fastest) {
         self.samples = samples
         self.seed = seed
         self.artist = artist
@@ -45,6 +47,7 @@ public struct SamplingRequest: Codable, Equatable {
         self.prime = prime
         self.primeSamples = primeSamples
         self.upsampleFrom = upsampleFrom
+        self.precision = precision.rawValue
     }
 
     var json: String {
@@ -98,6 +101,12 @@ public final class MusicSampler {
         genreIDs = try request.genres.map { try vocabulary.genreID($0) }
         try MusicSampler.validate(request, bundle: bundle)
         let fm = FileManager.default
+        let folder = URL(fileURLWithPath: jobPath).deletingLastPathComponent().path
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError("\(folder): cannot create the output folder (\(error.localizedDescription))")
+        }
         if resume {
             guard fm.fileExists(atPath: jobPath) else {
                 throw ConfigError("\(jobPath): --resume given but there is no job file to resume")
@@ -147,6 +156,13 @@ public final class MusicSampler {
         if !(r.topP >= 0 && r.topP <= 1) { throw ConfigError("--top-p must be in [0, 1]") }
         if r.topK > 0 && r.topP > 0 { throw ConfigError("give --top-k or --top-p, not both") }
         if let t = r.temperature, !(t > 0) { throw ConfigError("--temperature must be positive") }
+        guard let precision = SamplingPrecision(rawValue: r.precision) else {
+            throw ConfigError("--precision '\(r.precision)' is not one of float16, float32")
+        }
+        if precision == .float16 && !SamplingPrecision.halfKernelsAvailable {
+            throw ConfigError("--precision float16 needs a CPU with AVX2, FMA and F16C; use float32")
+        }
+        if r.primeSamples >= r.samples { throw ConfigError("--prime-seconds must be shorter than --seconds") }
     }
 
     /// Empty codes for every level, with the prime's codes or the upsampled input's levels.
@@ -221,14 +237,15 @@ public final class MusicSampler {
         defer { order.deallocate() }
         for level in request.levels {
             let prior = bundle.priors[level]!
-            let sampler = PriorSampler(prior: prior, batch: request.batch)
+            let sampler = PriorSampler(prior: prior, batch: request.batch,
+                                       precision: SamplingPrecision(rawValue: request.precision) ?? .float32)
             let filter = TokenFilter(temperature: request.temperature ?? prior.config.sample.temperature,
                                      topK: request.topK, topP: request.topP)
             let all = windows(level)
             for (index, w) in all.enumerated() where index >= windowsDone[level]! {
                 let conditioning = windowConditioning(level: level, start: w.start, prior: prior)
                 var done = 0
-                let interrupted = Threading.withNativeBLASThreading { () -> Bool in
+                let interrupted = sampler.withThreading { () -> Bool in
                     sampleWindow(level: level, window: w, sampler: sampler, conditioning: conditioning, filter: filter,
                                  order: order) { count in
                         done = count
