@@ -3,8 +3,19 @@
 
 SWIFT ?= swift
 BIN := .build/release/jukebox
+MODEL ?= models/default
+N ?= 8
+SECONDS ?= 20
+PRIME ?=
+PRIME_SECONDS ?= 5
 
-.PHONY: all deps build test demo bench clean
+# Under `make -j`, jobs run side by side: give each jukebox one thread so they do not fight
+# over the cores.
+ifneq (,$(findstring j,$(filter-out --%,$(MAKEFLAGS))))
+export JUKEBOX_THREADS := 1
+endif
+
+.PHONY: all deps build test demo samples continue default-model bench clean
 
 all: build
 
@@ -18,8 +29,29 @@ build: deps
 test: deps
 	$(SWIFT) test -c release
 
+# Generates 10 s of music with the shipped model.
 demo: build
 	@scripts/demo.sh
+
+# `make samples N=8 SECONDS=20`: out/sample-1.wav … out/sample-N.wav with seeds 1…N. Each file is
+# its own target, so `make -j2 samples` makes two at once and a rerun redoes only what is
+# missing (continuing an interrupted one).
+SAMPLE_FILES := $(foreach i,$(shell seq 1 $(N)),out/sample-$(i).wav)
+samples: $(SAMPLE_FILES)
+
+out/sample-%.wav: | build
+	$(BIN) sample --model $(MODEL) --seconds $(SECONDS) --seed $* -o $@ $(if $(wildcard $@.job.codes.safetensors),--resume)
+
+# `make continue PRIME=song.ogg`: out/continue-song.wav continues the first PRIME_SECONDS of it.
+continue: | build
+	@test -n "$(PRIME)" || { echo "make continue: give PRIME=FILE (audio to continue)" >&2; exit 2; }
+	$(BIN) sample --model $(MODEL) --seconds $(SECONDS) --prime "$(PRIME)" --prime-seconds $(PRIME_SECONDS) --seed 1 \
+		-o "out/continue-$(basename $(notdir $(PRIME))).wav" \
+		$(if $(wildcard out/continue-$(basename $(notdir $(PRIME))).wav.job.codes.safetensors),--resume)
+
+# Retrains the shipped model from scratch (hours; resumable).
+default-model: build
+	scripts/default-model.sh
 
 bench: build
 	$(BIN) bench ops

@@ -7,8 +7,12 @@ import CBLAS
 
 /// Work splitting over the machine's cores.
 public enum Parallel {
-    /// Cores this process may use.
-    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Cores this process may use: the machine's, or `JUKEBOX_THREADS` when set (e.g. 1 for
+    /// each of two jobs run side by side with `make -j2`).
+    public static let coreCount: Int = {
+        if let text = ProcessInfo.processInfo.environment["JUKEBOX_THREADS"], let n = Int(text), n >= 1 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
 
     /// Below this many elements of simple arithmetic, a loop runs on the calling thread.
     public static let minimumElementsPerThread = 1 << 15

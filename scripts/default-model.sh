@@ -1,0 +1,95 @@
+#!/bin/sh
+# Trains the shipped default model from scratch and assembles models/default:
+#   1. installs the training data (Debian packages singularity-music and hyperrogue-music),
+#   2. trains the small VQ-VAE, 3. encodes all music once, 4. trains the top prior and the two
+#   upsamplers, 5. bundles them with F16 weights.
+# Every stage resumes where it stopped (--resume), so rerunning after an interruption continues
+# instead of starting over; a finished stage is skipped. Takes several hours on 2 cores.
+#
+# Settings (environment): RUNS (run folders, default runs/default), OUT (bundle folder,
+# default models/default), SEED, and step budgets VQVAE_STEPS, PRIOR_STEPS, UPSAMPLER1_STEPS,
+# UPSAMPLER0_STEPS.
+set -eu
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-runs/default}
+OUT=${OUT:-models/default}
+SEED=${SEED:-1}
+VQVAE_STEPS=${VQVAE_STEPS:-4000}
+PRIOR_STEPS=${PRIOR_STEPS:-2500}
+UPSAMPLER1_STEPS=${UPSAMPLER1_STEPS:-2500}
+UPSAMPLER0_STEPS=${UPSAMPLER0_STEPS:-2500}
+BIN=.build/release/jukebox
+SINGULARITY=/usr/share/games/singularity/music
+HYPERROGUE=/usr/share/hyperrogue/music
+
+say() { echo "default-model: $*" >&2; }
+
+# 1. Data.
+if [ ! -d "$SINGULARITY" ] || [ ! -d "$HYPERROGUE" ]; then
+    say "installing the training data (singularity-music, hyperrogue-music)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq singularity-music hyperrogue-music >/dev/null
+fi
+make -s build
+mkdir -p "$RUNS"
+
+# Artist labels from the packages' copyright files: one composer per track.
+LABELS="$RUNS/labels.csv"
+{
+    echo "path,artist"
+    find "$SINGULARITY" -name '*.ogg' | sort | sed 's/$/,Max McCracken/'
+    find "$HYPERROGUE" -name 'hr3-*.ogg' | sort | sed 's/$/,Shawn Parrotte/'
+    find "$HYPERROGUE" -name 'hr-domina-*.ogg' | sort | sed 's/$/,Lincoln Domina/'
+    find "$HYPERROGUE" -name 'hr-savino-*.ogg' | sort | sed 's/$/,Will Savino/'
+} > "$LABELS"
+
+# Step of the checkpoint in a run folder (0 when there is none).
+step_of() {
+    if [ -f "$1/checkpoint.safetensors" ]; then
+        "$BIN" info "$1/checkpoint.safetensors" | sed -n 's/.* step \([0-9]*\)$/\1/p'
+    else
+        echo 0
+    fi
+}
+
+# train KIND RUN STEPS ARGS...: runs or resumes a training stage unless it is done.
+train() {
+    kind=$1; run=$2; steps=$3; shift 3
+    done_steps=$(step_of "$run")
+    if [ "$done_steps" -ge "$steps" ]; then
+        say "$run: done ($done_steps steps)"
+        return
+    fi
+    resume=""
+    [ -f "$run/checkpoint.safetensors" ] && resume=--resume
+    say "$run: training $kind to step $steps${resume:+ (resuming at $done_steps)}"
+    "$BIN" train "$kind" "$@" --out "$run" --steps "$steps" --seed "$SEED" $resume
+}
+
+# 2. VQ-VAE.
+train vqvae "$RUNS/vqvae" "$VQVAE_STEPS" --config configs/vqvae-small.json --data "$SINGULARITY" "$HYPERROGUE"
+VQVAE="$RUNS/vqvae/checkpoint.safetensors"
+
+# 3. Codes of every track, once (skipped when up to date).
+"$BIN" encode --vqvae "$VQVAE" $(find "$SINGULARITY" "$HYPERROGUE" -name '*.ogg' | sort | tr '\n' ' ') --out-dir "$RUNS/codes"
+
+# 4. Priors.
+train prior "$RUNS/prior2" "$PRIOR_STEPS" --config configs/prior-small.json --vqvae "$VQVAE" --level 2 \
+    --data "$RUNS/codes" --labels "$LABELS"
+train prior "$RUNS/upsampler1" "$UPSAMPLER1_STEPS" --config configs/upsampler-small.json --vqvae "$VQVAE" --level 1 \
+    --data "$RUNS/codes" --labels "$LABELS"
+train prior "$RUNS/upsampler0" "$UPSAMPLER0_STEPS" --config configs/upsampler-small.json --vqvae "$VQVAE" --level 0 \
+    --data "$RUNS/codes" --labels "$LABELS" --hop-fraction 0.125
+
+# 5. Bundle (assembled beside, then moved in, so a failure leaves the old bundle whole; the
+# model card in $OUT stays).
+rm -rf "$OUT.tmp"
+"$BIN" bundle --vqvae "$VQVAE" --prior "$RUNS/prior2/checkpoint.safetensors" \
+    --upsampler "$RUNS/upsampler1/checkpoint.safetensors" --upsampler "$RUNS/upsampler0/checkpoint.safetensors" \
+    --half -o "$OUT.tmp"
+mkdir -p "$OUT"
+mv -f "$OUT.tmp"/* "$OUT"/
+rmdir "$OUT.tmp"
+say "bundle written to $OUT ($(du -sh "$OUT" | cut -f1))"
