@@ -23,11 +23,9 @@ public protocol JukeboxConfig: Codable {
 extension JukeboxConfig {
     /// The defaults overlaid with the JSON object at `path`.
     public static func load(path: String) throws -> Self {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ConfigError("\(path): cannot read the config file (\(error.localizedDescription))")
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(path): no such config file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("\(path): cannot read the config file")
         }
         return try decode(data, source: path)
     }

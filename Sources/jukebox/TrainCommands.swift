@@ -55,11 +55,11 @@ struct TrainVQVAE: ParsableCommand {
     }
 
     func run() throws {
-        var cfg = try VQVAEConfig.load(path: config)
+        var cfg = try reportingErrors { try VQVAEConfig.load(path: config) }
         if let batch { cfg.train.batchSize = batch }
         if let sampleLength {
             cfg.train.sampleLength = sampleLength
-            try cfg.validate()
+            try reportingErrors { try cfg.validate() }
         }
         Interrupt.install()
         let trainer = try reportingErrors { try VQVAETrainer(config: cfg, data: data, outDirectory: out, seed: seed, resume: resume) }
