@@ -25,8 +25,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# Tests run optimised: the numeric code is far too slow in a debug build.
+# Tests run optimised: the numeric code is far too slow in a debug build. The command-line
+# tests run the built executable, so it is built first.
 test: deps
+	$(SWIFT) build -c release
 	$(SWIFT) test -c release
 
 # Generates 10 s of music with the shipped model.
