@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import AudioDSP
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,25 +21,36 @@ struct EvalVQVAE: ParsableCommand {
 
             Example:
               jukebox eval vqvae --vqvae runs/vqvae/checkpoint.safetensors held-out/*.ogg --json
+              jukebox eval vqvae --vqvae runs/vqvae/checkpoint.safetensors --held-out music/
             """)
 
     @Option(help: "VQ-VAE checkpoint.")
     var vqvae: String
 
     @Argument(help: "Audio files.")
-    var inputs: [String]
+    var inputs: [String] = []
+
+    @Option(parsing: .upToNextOption,
+            help: "Evaluate the held-out files of these training folders (the 10% that `train vqvae --data` holds out).")
+    var heldOut: [String] = []
 
     @Flag(help: "Print the results as one JSON object on stdout.")
     var json = false
 
     func validate() throws {
-        if inputs.isEmpty { throw ValidationError("give at least one audio file to evaluate") }
+        if inputs.isEmpty && heldOut.isEmpty { throw ValidationError("give audio files to evaluate, or --held-out DATA...") }
     }
 
     func run() throws {
         let result = try reportingErrors {
             let model = try VQVAE.load(vqvae)
-            return try VQVAEEvaluation.run(model: model, inputs: inputs) { printError($0) }
+            var files = inputs
+            if !heldOut.isEmpty {
+                let dataset = try AudioDataset(sources: heldOut, sampleRate: model.config.sampleRate, sampleLength: 4096)
+                guard !dataset.test.isEmpty else { throw ConfigError("\(heldOut.joined(separator: ", ")): no file is held out (too few files)") }
+                files += dataset.test.map(\.path)
+            }
+            return try VQVAEEvaluation.run(model: model, inputs: files) { printError($0) }
         }
         if json {
             let encoder = JSONEncoder()
