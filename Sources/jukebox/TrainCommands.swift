@@ -80,13 +80,7 @@ struct TrainVQVAE: ParsableCommand {
                 meter.report(done: p.step, line, force: p.evalConvergenceDB != nil)
             }
         }
-        meter.finish()
-        switch outcome {
-        case .finished(let step): printError("finished at step \(step); checkpoint \(trainer.run.checkpointPath)")
-        case .interrupted(let step):
-            printError("interrupted at step \(step); checkpoint written, continue with --resume")
-            throw ExitCode(130)
-        }
+        try finishTraining(outcome, meter: meter, checkpoint: trainer.run.checkpointPath)
     }
 }
 
@@ -172,12 +166,18 @@ struct TrainPrior: ParsableCommand {
                 meter.report(done: p.step, line, force: p.heldOutBitsPerToken != nil)
             }
         }
-        meter.finish()
-        switch outcome {
-        case .finished(let step): printError("finished at step \(step); checkpoint \(trainer.run.checkpointPath)")
-        case .interrupted(let step):
-            printError("interrupted at step \(step); checkpoint written, continue with --resume")
-            throw ExitCode(130)
-        }
+        try finishTraining(outcome, meter: meter, checkpoint: trainer.run.checkpointPath)
+    }
+}
+
+/// Ends a training command: the last progress line, where the checkpoint is, and exit status
+/// 130 after Ctrl-C.
+func finishTraining(_ outcome: TrainingOutcome, meter: ProgressMeter, checkpoint: String) throws {
+    meter.finish()
+    switch outcome {
+    case .finished(let step): printError("finished at step \(step); checkpoint \(checkpoint)")
+    case .interrupted(let step):
+        printError("interrupted at step \(step); checkpoint written, continue with --resume")
+        throw ExitCode(130)
     }
 }

@@ -300,3 +300,39 @@ final class PriorLearningTests: XCTestCase {
         }
     }
 }
+
+final class PriorTrainerTests: XCTestCase {
+    /// A prior trained 10 steps straight equals one trained 5 + resume + 5, bit for bit; labels
+    /// from a CSV end up in the vocabulary.
+    func testResumeContinuesExactlyAndLabelsAreRead() throws {
+        let stack = TinyStack.shared
+        let data = try VQVAETrainerTests.makeData("prior-resume-data", files: 4, seconds: 3)
+        let labels = temporaryDirectory("labels") + "/labels.csv"
+        try "path,artist,genre\nclip0.wav,Ada,jazz\nclip1.wav,Ada,jazz;blues\nclip2.wav,Bo,\nclip3.wav,Bo,rock\n"
+            .write(toFile: labels, atomically: true, encoding: .utf8)
+        var config = try PriorConfig.load(path: repoPath("configs/prior-tiny.json"))
+        config.train.evalEvery = 3
+        let vqvae = stack.dir + "/vqvae/checkpoint.safetensors"
+        let dirA = temporaryDirectory("prior-a"), dirB = temporaryDirectory("prior-b")
+        let straight = try PriorTrainer(config: config, vqvaePath: vqvae, data: [data], labels: labels,
+                                        outDirectory: dirA + "/run", seed: 4, resume: false) { _ in }
+        XCTAssertEqual(straight.prior.vocabulary.artists, ["unknown", "ada", "bo"])
+        XCTAssertEqual(straight.prior.vocabulary.genres, ["unknown", "blues", "jazz", "rock"])
+        _ = try straight.train(totalSteps: 10) { _ in }
+        let first = try PriorTrainer(config: config, vqvaePath: vqvae, data: [data], labels: labels,
+                                     outDirectory: dirB + "/run", seed: 4, resume: false) { _ in }
+        _ = try first.train(totalSteps: 5) { _ in }
+        let second = try PriorTrainer(config: config, vqvaePath: vqvae, data: [data], labels: labels,
+                                      outDirectory: dirB + "/run", seed: 77, resume: true) { _ in }
+        XCTAssertEqual(second.step, 5)
+        _ = try second.train(totalSteps: 10) { _ in }
+        XCTAssertEqual(straight.prior.namedParameters().flatMap { $0.tensor.array },
+                       second.prior.namedParameters().flatMap { $0.tensor.array })
+        // Held-out loss was logged in bits per token.
+        let log = try String(contentsOfFile: dirB + "/run/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(log.contains("heldout_bits_per_token"))
+        // A prior checkpoint is refused where a VQ-VAE is expected, and vice versa.
+        XCTAssertThrowsError(try VQVAE.load(dirB + "/run/checkpoint.safetensors"))
+        XCTAssertThrowsError(try Prior.load(vqvae))
+    }
+}

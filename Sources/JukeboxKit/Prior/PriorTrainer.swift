@@ -118,8 +118,7 @@ public final class PriorTrainer {
     /// Trains until `totalSteps`, checkpointing as configured, at the end and on Ctrl-C.
     public func train(totalSteps: Int, report: (PriorProgress) -> Void) throws -> TrainingOutcome {
         let t = config.train
-        let startTime = Date()
-        var lastLogTime = Date(), lastLogStep = step
+        var loop = TrainingLoop(run: run, schedule: t, totalSteps: totalSteps, startStep: step)
         let hop = vqvae.hops[config.level]
         while step < totalSteps {
             let batch = CodeDataset.sampleBatch(dataset.train, batch: t.batchSize, config: config, hop: hop,
@@ -127,38 +126,20 @@ public final class PriorTrainer {
             optimizer.zeroGrad()
             let loss = prior.loss(batch.tokens, batch: t.batchSize, conditioning: batch.conditioning)
             let bits = loss.item
-            guard bits.isFinite else {
-                throw TrainingError(description: "\(run.path): loss became \(bits) at step \(step + 1); stopped, "
-                    + "the last good checkpoint (step \(Checkpoint.stepOf(run.checkpointPath))) is kept")
-            }
+            try loop.requireFinite(bits, "the loss", step: step + 1)
             loss.backward()
-            let gradNorm = clipGradientNorm(optimizer.parameters, maxNorm: t.gradientClip)
-            guard gradNorm.isFinite else {
-                throw TrainingError(description: "\(run.path): gradient norm became \(gradNorm) at step \(step + 1); stopped, the last good checkpoint is kept")
-            }
-            let lr = optimizer.currentLearningRate
-            optimizer.update()
+            let (lr, gradNorm) = try loop.update(optimizer, step: step + 1)
             step += 1
-            var evalBits: Float?
-            if t.evalEvery > 0 && (step % t.evalEvery == 0 || step == totalSteps) { evalBits = heldOutLoss() }
-            if step % t.logEvery == 0 || step == totalSteps || evalBits != nil {
-                let now = Date()
-                let rate = Double(step - lastLogStep) / Swift.max(now.timeIntervalSince(lastLogTime), 1e-9)
-                lastLogTime = now
-                lastLogStep = step
-                var row: [String: Any] = ["step": step, "bits_per_token": rounded(bits), "lr": rounded(lr),
-                                          "grad_norm": rounded(gradNorm), "steps_per_s": rounded(Float(rate)),
-                                          "elapsed_s": rounded(Float(Date().timeIntervalSince(startTime)))]
+            let evalBits = loop.isEvalStep(step) ? heldOutLoss() : nil
+            if loop.isLogStep(step, evaluated: evalBits != nil) {
+                var (row, rate) = loop.logFields(step: step, loss: bits, lossName: "bits_per_token", learningRate: lr,
+                                                 gradientNorm: gradNorm)
                 if let evalBits { row["heldout_bits_per_token"] = rounded(evalBits) }
                 run.log(row)
                 report(PriorProgress(step: step, totalSteps: totalSteps, bitsPerToken: bits, stepsPerSecond: rate,
                                      tokensPerSecond: rate * Double(t.batchSize * config.nCtx), heldOutBitsPerToken: evalBits))
             }
-            if Interrupt.requested {
-                try saveCheckpoint()
-                return .interrupted(step: step)
-            }
-            if step % t.checkpointEvery == 0 && step < totalSteps { try saveCheckpoint() }
+            if let stopped = try loop.afterStep(step, save: saveCheckpoint) { return stopped }
         }
         try saveCheckpoint()
         return .finished(step: step)

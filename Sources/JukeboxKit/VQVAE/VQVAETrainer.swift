@@ -109,45 +109,25 @@ public final class VQVAETrainer {
     /// checkpoint every `checkpoint_every` steps, at the end, and on Ctrl-C. A non-finite loss
     /// throws and leaves the last good checkpoint in place.
     public func train(totalSteps: Int, report: (VQVAEProgress) -> Void) throws -> TrainingOutcome {
-        let t = config.train
-        let startTime = Date()
-        var lastLogTime = Date(), lastLogStep = step
+        var loop = TrainingLoop(run: run, schedule: config.train, totalSteps: totalSteps, startStep: step)
         while step < totalSteps {
             let batch = try loader.next()
             optimizer.zeroGrad()
             let result = model.step(batch, training: true, generator: &generator)
             let loss = result.loss.item
-            guard loss.isFinite else {
-                throw TrainingError(description: "\(run.path): loss became \(loss) at step \(step + 1); "
-                    + "stopped, the last good checkpoint (step \(Checkpoint.stepOf(run.checkpointPath))) is kept")
-            }
+            try loop.requireFinite(loss, "the loss", step: step + 1)
             result.loss.backward()
-            let gradNorm = clipGradientNorm(optimizer.parameters, maxNorm: t.gradientClip)
-            guard gradNorm.isFinite else {
-                throw TrainingError(description: "\(run.path): gradient norm became \(gradNorm) at step \(step + 1); "
-                    + "stopped, the last good checkpoint is kept")
-            }
-            let lr = optimizer.currentLearningRate
-            optimizer.update()
+            let (lr, gradNorm) = try loop.update(optimizer, step: step + 1)
             step += 1
-
-            var evalDB: [Double]?
-            if t.evalEvery > 0 && (step % t.evalEvery == 0 || step == totalSteps) {
-                evalDB = evaluateHeldOut()
-            }
-            if step % t.logEvery == 0 || step == totalSteps || evalDB != nil {
-                let now = Date()
-                let rate = Double(step - lastLogStep) / Swift.max(now.timeIntervalSince(lastLogTime), 1e-9)
-                lastLogTime = now
-                lastLogStep = step
-                var row: [String: Any] = [
-                    "step": step, "loss": rounded(loss), "lr": rounded(lr), "grad_norm": rounded(gradNorm),
-                    "lmix": result.lmix.map { rounded($0) }, "spectral": result.spectral.map { rounded($0) },
-                    "commit": result.commit.map { rounded($0) },
-                    "used_codes": result.bottleneck.map(\.usedCodes), "perplexity": result.bottleneck.map { rounded($0.perplexity) },
-                    "live_codes": result.bottleneck.map(\.liveCodes), "steps_per_s": rounded(Float(rate)),
-                    "elapsed_s": rounded(Float(Date().timeIntervalSince(startTime))),
-                ]
+            let evalDB = loop.isEvalStep(step) ? evaluateHeldOut() : nil
+            if loop.isLogStep(step, evaluated: evalDB != nil) {
+                var (row, rate) = loop.logFields(step: step, loss: loss, lossName: "loss", learningRate: lr, gradientNorm: gradNorm)
+                row["lmix"] = result.lmix.map { rounded($0) }
+                row["spectral"] = result.spectral.map { rounded($0) }
+                row["commit"] = result.commit.map { rounded($0) }
+                row["used_codes"] = result.bottleneck.map(\.usedCodes)
+                row["perplexity"] = result.bottleneck.map { rounded($0.perplexity) }
+                row["live_codes"] = result.bottleneck.map(\.liveCodes)
                 if let evalDB { row["eval_sc_db"] = evalDB.map { rounded(Float($0)) } }
                 run.log(row)
                 report(VQVAEProgress(step: step, totalSteps: totalSteps, loss: loss, lmix: result.lmix,
@@ -156,11 +136,7 @@ public final class VQVAETrainer {
                                      perplexity: result.bottleneck.map(\.perplexity), stepsPerSecond: rate,
                                      evalConvergenceDB: evalDB))
             }
-            if Interrupt.requested {
-                try saveCheckpoint()
-                return .interrupted(step: step)
-            }
-            if step % t.checkpointEvery == 0 && step < totalSteps { try saveCheckpoint() }
+            if let stopped = try loop.afterStep(step, save: saveCheckpoint) { return stopped }
         }
         try saveCheckpoint()
         return .finished(step: step)

@@ -1,0 +1,86 @@
+// What the VQ-VAE and prior trainers do around their own forward pass: stop on a non-finite
+// loss or gradient (keeping the last good checkpoint), clip and step the optimizer, decide
+// which steps log and evaluate, and checkpoint periodically and on Ctrl-C.
+
+import Foundation
+import TensorCore
+
+/// The schedule fields both training configs share.
+protocol TrainingSchedule {
+    var gradientClip: Float { get }
+    var checkpointEvery: Int { get }
+    var evalEvery: Int { get }
+    var logEvery: Int { get }
+}
+
+extension VQVAETrainConfig: TrainingSchedule {}
+extension PriorTrainConfig: TrainingSchedule {}
+
+/// The bookkeeping of one call to a trainer's `train(totalSteps:)`.
+struct TrainingLoop {
+    let run: RunDirectory
+    let schedule: TrainingSchedule
+    let totalSteps: Int
+    private let startTime = Date()
+    private var lastLogTime = Date()
+    private var lastLogStep: Int
+
+    init(run: RunDirectory, schedule: TrainingSchedule, totalSteps: Int, startStep: Int) {
+        self.run = run
+        self.schedule = schedule
+        self.totalSteps = totalSteps
+        lastLogStep = startStep
+    }
+
+    /// Throws a one-line error naming the run and the checkpoint that is kept when `value`
+    /// (the loss or gradient norm of step `step`) is not finite.
+    func requireFinite(_ value: Float, _ what: String, step: Int) throws {
+        guard !value.isFinite else { return }
+        throw TrainingError(description: "\(run.path): \(what) became \(value) at step \(step); stopped, "
+            + "the last good checkpoint (step \(Checkpoint.stepOf(run.checkpointPath))) is kept")
+    }
+
+    /// After backward: clips the gradients to the global norm, checks it, and updates.
+    /// Returns the learning rate used and the norm before clipping.
+    func update(_ optimizer: Adam, step: Int) throws -> (learningRate: Float, gradientNorm: Float) {
+        let norm = clipGradientNorm(optimizer.parameters, maxNorm: schedule.gradientClip)
+        try requireFinite(norm, "the gradient norm", step: step)
+        let lr = optimizer.currentLearningRate
+        optimizer.update()
+        return (lr, norm)
+    }
+
+    /// Whether step `step` measures the held-out data.
+    func isEvalStep(_ step: Int) -> Bool {
+        schedule.evalEvery > 0 && (step % schedule.evalEvery == 0 || step == totalSteps)
+    }
+
+    /// Whether step `step` logs (always when it evaluated).
+    func isLogStep(_ step: Int, evaluated: Bool) -> Bool {
+        step % schedule.logEvery == 0 || step == totalSteps || evaluated
+    }
+
+    /// The figures every log row starts with, and the steps per second since the last log.
+    mutating func logFields(step: Int, loss: Float, lossName: String, learningRate: Float,
+                            gradientNorm: Float) -> (row: [String: Any], stepsPerSecond: Double) {
+        let now = Date()
+        let rate = Double(step - lastLogStep) / Swift.max(now.timeIntervalSince(lastLogTime), 1e-9)
+        lastLogTime = now
+        lastLogStep = step
+        let row: [String: Any] = ["step": step, lossName: rounded(loss), "lr": rounded(learningRate),
+                                  "grad_norm": rounded(gradientNorm), "steps_per_s": rounded(Float(rate)),
+                                  "elapsed_s": rounded(Float(now.timeIntervalSince(startTime)))]
+        return (row, rate)
+    }
+
+    /// After step `step`: on Ctrl-C saves and returns `.interrupted`; saves every
+    /// `checkpoint_every` steps (the final save is the caller's).
+    func afterStep(_ step: Int, save: () throws -> Void) throws -> TrainingOutcome? {
+        if Interrupt.requested {
+            try save()
+            return .interrupted(step: step)
+        }
+        if step % schedule.checkpointEvery == 0 && step < totalSteps { try save() }
+        return nil
+    }
+}
