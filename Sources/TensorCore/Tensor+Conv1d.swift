@@ -7,10 +7,18 @@
 // dimension s·Cin, so y[tLo...tHi] += x[rows] @ W[k] is a single sgemm. Rows that would read
 // the zero padding are simply left out of the range. A transposed convolution scatters instead:
 // y[t·s − p + k·d] += x[t] @ W[k], a product whose output rows have leading dimension s·Cout.
-// Each batch item costs K products of (T × Cin) @ (Cin × Cout), all large enough for OpenBLAS to
-// run near its peak.
+//
+// The forward runs in tiles of output rows: one tile of y is filled with its bias (or residual
+// plus bias) and then takes all K tap products while it sits in cache, so y crosses the memory
+// bus once instead of 2K + 1 times. Tiles are the unit of parallelism (single-threaded sgemm on
+// each), so a convolution over a long signal keeps both cores busy even when one is shared.
+// The forward can also apply relu to its input on the fly (into a tile-sized scratch) and add
+// a residual: a ResNet block `x + conv(relu(conv(relu(x))))` then stores neither relu output
+// nor the branch, and the backward recomputes relu(x) from x, which the graph keeps anyway.
+// The backward runs per tap over whole tensors, as plain (T × C) products.
 
 import Foundation
+import CBLAS
 
 /// Geometry of one tap: which output rows it touches and where its input rows start.
 struct ConvTap {
@@ -25,16 +33,27 @@ struct ConvTap {
 struct ConvGeometry {
     let kernel: Int, stride: Int, padding: Int, dilation: Int
 
-    /// Rows t in 0..<dense whose partner row t·s − p + k·d lies in 0..<sparse, for tap k.
-    func tap(_ k: Int, dense: Int, sparse: Int) -> ConvTap {
+    /// Rows t in `dense` whose partner row t·s − p + k·d lies in `sparse`, for tap k.
+    func tap(_ k: Int, dense: Range<Int>, sparse: Range<Int>) -> ConvTap {
         let offset = k * dilation - padding        // partner(t) = t·s + offset
-        let lo = Swift.max(0, ceilDiv(-offset, stride))
-        let hi = Swift.min(dense, floorDiv(sparse - 1 - offset, stride) + 1)
+        let lo = Swift.max(dense.lowerBound, ceilDiv(sparse.lowerBound - offset, stride))
+        let hi = Swift.min(dense.upperBound, floorDiv(sparse.upperBound - 1 - offset, stride) + 1)
         return ConvTap(lo: lo, hi: hi, start: lo * stride + offset)
     }
 
+    /// Rows t in 0..<dense whose partner row lies in 0..<sparse, for tap k.
+    func tap(_ k: Int, dense: Int, sparse: Int) -> ConvTap { tap(k, dense: 0..<dense, sparse: 0..<sparse) }
+
     private func ceilDiv(_ a: Int, _ b: Int) -> Int { -floorDiv(-a, b) }
     private func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+}
+
+/// A pointwise function applied to a convolution's input as it is read. The activated input is
+/// never stored: the forward writes it into a tile-sized scratch and the backward recomputes it.
+public enum ConvInputActivation: Sendable {
+    case none
+    /// `max(x, 0)`.
+    case relu
 }
 
 extension Tensor {
@@ -61,62 +80,88 @@ extension Tensor {
         }
     }
 
-    /// Fills each (Tout, Cout) item of `y` with the bias, or zeros.
-    private static func fillBias(_ y: Tensor, _ bias: Tensor?, rows: Int, columns: Int) {
-        guard let bias else {
-            y.data.update(repeating: 0, count: y.count)
-            return
-        }
-        for r in 0..<rows { (y.data + r * columns).update(from: bias.data, count: columns) }
-    }
-
-    /// Convolution `y[b, t] = bias + Σₖ x[b, t·stride − padding + k·dilation] @ weight[k]` with
-    /// zero padding. `x (B, T, Cin)`, `weight (K, Cin, Cout)`, result `(B, Tout, Cout)`.
-    public static func conv1d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
-                              padding: Int = 0, dilation: Int = 1) -> Tensor {
+    /// Convolution `y[b, t] = residual[b, t] + bias + Σₖ act(x)[b, t·stride − padding + k·dilation] @ weight[k]`
+    /// with zero padding. `x (B, T, Cin)`, `weight (K, Cin, Cout)`, `residual (B, Tout, Cout)`,
+    /// result `(B, Tout, Cout)`.
+    ///
+    /// `inputActivation` is applied to x on the fly (relu(x) is neither allocated nor kept for
+    /// the backward); `residual` is added in the same pass, so `x + conv(relu(h))` keeps one
+    /// tensor instead of three.
+    public static func conv1d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                              dilation: Int = 1, inputActivation: ConvInputActivation = .none,
+                              residual: Tensor? = nil) -> Tensor {
         checkConv("conv1d", x, weight, bias, stride: stride, padding: padding, dilation: dilation)
         let (B, T, Cin) = (x.shape[0], x.shape[1], x.shape[2])
         let (K, Cout) = (weight.shape[0], weight.shape[2])
         let Tout = conv1dOutputLength(T, kernel: K, stride: stride, padding: padding, dilation: dilation)
         precondition(Tout > 0, "conv1d: input length \(T) is too short for kernel \(K), dilation \(dilation), padding \(padding)")
+        if let residual {
+            precondition(residual.shape == [B, Tout, Cout], "conv1d: residual \(residual.shape) does not fit output \([B, Tout, Cout])")
+        }
         let geo = ConvGeometry(kernel: K, stride: stride, padding: padding, dilation: dilation)
+        let relu = inputActivation == .relu
         let y = Tensor(uninitializedShape: [B, Tout, Cout])
-        fillBias(y, bias, rows: B * Tout, columns: Cout)
-        for k in 0..<K {
-            let tap = geo.tap(k, dense: Tout, sparse: T)
-            guard tap.rows > 0 else { continue }
-            for b in 0..<B {
-                Kernels.sgemm(m: tap.rows, n: Cout, k: Cin,
-                              a: x.data + (b * T + tap.start) * Cin, lda: stride * Cin,
-                              b: weight.data + k * Cin * Cout, ldb: Cout,
-                              beta: 1, c: y.data + (b * Tout + tap.lo) * Cout, ldc: Cout)
+        // One tile of y: start from residual + bias, then add every tap's product.
+        forEachTile(items: B, rows: Tout, columns: Cout, flopsPerRow: 2 * K * Cin * Cout,
+                    scratchPerRow: relu ? Cin : 0) { b, rows, scratch in
+            initializeRows(y.data + (b * Tout + rows.lowerBound) * Cout, rows: rows.count, columns: Cout,
+                           bias: bias?.data, residual: residual.map { $0.data + (b * Tout + rows.lowerBound) * Cout })
+            for k in 0..<K {
+                let tap = geo.tap(k, dense: rows, sparse: 0..<T)
+                guard tap.rows > 0 else { continue }
+                var a = UnsafePointer(x.data + (b * T + tap.start) * Cin), lda = stride * Cin
+                if relu {   // scratch (rows, Cin) ← relu of the rows this tap reads
+                    for i in 0..<tap.rows {
+                        let src = a + i * lda, dst = scratch + i * Cin
+                        for c in 0..<Cin { dst[c] = Swift.max(src[c], 0) }
+                    }
+                    (a, lda) = (UnsafePointer(scratch), Cin)
+                }
+                tileProduct(m: tap.rows, n: Cout, k: Cin, a: a, lda: lda, b: weight.data + k * Cin * Cout,
+                            c: y.data + (b * Tout + tap.lo) * Cout, ldc: Cout)
             }
         }
-        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        var inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        if let residual { inputs.append(residual) }
         return record(.conv1d, output: y, inputs: inputs) { _, g in
             let dY = g.data
-            let dX = x.requiresGrad ? x.gradAccumulator() : nil
-            let dW = weight.requiresGrad ? weight.gradAccumulator() : nil
-            for k in 0..<K {
-                let tap = geo.tap(k, dense: Tout, sparse: T)
-                guard tap.rows > 0 else { continue }
-                for b in 0..<B {
-                    let dYk = dY + (b * Tout + tap.lo) * Cout
-                    if let dX {   // dX[rows] += dY @ W[k]ᵀ
-                        Kernels.sgemm(transB: true, m: tap.rows, n: Cin, k: Cout, a: dYk, lda: Cout,
-                                      b: weight.data + k * Cin * Cout, ldb: Cout,
-                                      beta: 1, c: dX + (b * T + tap.start) * Cin, ldc: stride * Cin)
-                    }
-                    if let dW {   // dW[k] += x[rows]ᵀ @ dY
+            // xa (B, T, Cin): the activated input, recomputed for the weight gradient.
+            let xa = relu ? x.relu() : x
+            if weight.requiresGrad {
+                let dW = weight.gradAccumulator()
+                for k in 0..<K {
+                    let tap = geo.tap(k, dense: Tout, sparse: T)
+                    guard tap.rows > 0 else { continue }
+                    for b in 0..<B {   // dW[k] += xa[rows]ᵀ @ dY
                         Kernels.sgemm(transA: true, m: Cin, n: Cout, k: tap.rows,
-                                      a: x.data + (b * T + tap.start) * Cin, lda: stride * Cin,
-                                      b: dYk, ldb: Cout, beta: 1, c: dW + k * Cin * Cout, ldc: Cout)
+                                      a: xa.data + (b * T + tap.start) * Cin, lda: stride * Cin,
+                                      b: dY + (b * Tout + tap.lo) * Cout, ldb: Cout, beta: 1, c: dW + k * Cin * Cout, ldc: Cout)
                     }
+                }
+            }
+            if x.requiresGrad {
+                // dXa (B, T, Cin): gradient of the activated input; for relu it reuses xa's buffer
+                // and is masked by x > 0 on the way into x's gradient.
+                let dXa = relu ? xa.data : x.gradAccumulator()
+                if relu { dXa.update(repeating: 0, count: x.count) }
+                for k in 0..<K {
+                    let tap = geo.tap(k, dense: Tout, sparse: T)
+                    guard tap.rows > 0 else { continue }
+                    for b in 0..<B {   // dXa[rows] += dY @ W[k]ᵀ
+                        Kernels.sgemm(transB: true, m: tap.rows, n: Cin, k: Cout, a: dY + (b * Tout + tap.lo) * Cout,
+                                      lda: Cout, b: weight.data + k * Cin * Cout, ldb: Cout,
+                                      beta: 1, c: dXa + (b * T + tap.start) * Cin, ldc: stride * Cin)
+                    }
+                }
+                if relu {
+                    let dX = x.gradAccumulator(), xv = x.data
+                    Parallel.forRanges(x.count) { r in for i in r { dX[i] += xv[i] > 0 ? dXa[i] : 0 } }
                 }
             }
             if let bias, bias.requiresGrad {
                 Kernels.addColumnSums(dY, rows: B * Tout, columns: Cout, into: bias.gradAccumulator())
             }
+            if let residual, residual.requiresGrad { residual.accumulateGrad(g) }
         }
     }
 
@@ -132,14 +177,16 @@ extension Tensor {
         precondition(Tout > 0, "convTranspose1d: output length \(Tout) from input length \(T) is not positive")
         let geo = ConvGeometry(kernel: K, stride: stride, padding: padding, dilation: dilation)
         let y = Tensor(uninitializedShape: [B, Tout, Cout])
-        fillBias(y, bias, rows: B * Tout, columns: Cout)
-        for k in 0..<K {
-            let tap = geo.tap(k, dense: T, sparse: Tout)
-            guard tap.rows > 0 else { continue }
-            for b in 0..<B {
-                Kernels.sgemm(m: tap.rows, n: Cout, k: Cin, a: x.data + (b * T + tap.lo) * Cin, lda: Cin,
-                              b: weight.data + k * Cin * Cout, ldb: Cout,
-                              beta: 1, c: y.data + (b * Tout + tap.start) * Cout, ldc: stride * Cout)
+        // Tiles of output rows, so that no two tiles scatter into the same row.
+        forEachTile(items: B, rows: Tout, columns: Cout, flopsPerRow: 2 * K * Cin * Cout / stride,
+                    scratchPerRow: 0) { b, rows, _ in
+            initializeRows(y.data + (b * Tout + rows.lowerBound) * Cout, rows: rows.count, columns: Cout,
+                           bias: bias?.data, residual: nil)
+            for k in 0..<K {
+                let tap = geo.tap(k, dense: 0..<T, sparse: rows)
+                guard tap.rows > 0 else { continue }
+                tileProduct(m: tap.rows, n: Cout, k: Cin, a: x.data + (b * T + tap.lo) * Cin, lda: Cin,
+                            b: weight.data + k * Cin * Cout, c: y.data + (b * Tout + tap.start) * Cout, ldc: stride * Cout)
             }
         }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
@@ -168,6 +215,58 @@ extension Tensor {
                 Kernels.addColumnSums(dY, rows: B * Tout, columns: Cout, into: bias.gradAccumulator())
             }
         }
+    }
+
+    /// Output rows per tile: a (rows, C) tile of about 64 KiB stays in L2 across the taps.
+    static func convTileRows(columns: Int) -> Int { Swift.max(16, (1 << 14) / Swift.max(columns, 1)) }
+
+    /// Calls `body(item, rows, scratch)` for tiles of `rows` output rows of each of `items` batch
+    /// items, on every core when the work is large. `scratch` holds `scratchPerRow` floats per
+    /// row of the tile and belongs to the calling worker.
+    private static func forEachTile(items: Int, rows: Int, columns: Int, flopsPerRow: Int, scratchPerRow: Int,
+                                    _ body: (Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        Threading.configure()
+        let tileRows = convTileRows(columns: columns)
+        let tilesPerItem = (rows + tileRows - 1) / tileRows, tiles = items * tilesPerItem
+        // Runs of consecutive tiles, several per core, so a core slowed by another process
+        // takes fewer of them. Small convolutions (and OpenBLAS's own threading) run inline.
+        let work = Double(items) * Double(rows) * Double(flopsPerRow)
+        let runs = Threading.nativeBLAS || work < Double(1 << 23) ? 1 : Swift.min(tiles, 4 * Parallel.coreCount)
+        func run(_ r: Int) {
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, tileRows * scratchPerRow))
+            defer { scratch.deallocate() }
+            for i in (r * tiles / runs)..<((r + 1) * tiles / runs) {
+                let t0 = (i % tilesPerItem) * tileRows
+                body(i / tilesPerItem, t0..<Swift.min(rows, t0 + tileRows), scratch)
+            }
+        }
+        if runs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: runs, execute: run) }
+    }
+
+    /// `y (rows, columns) = residual + bias`, either of which may be absent (then zeros).
+    private static func initializeRows(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                       bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?) {
+        switch (bias, residual) {
+        case let (bias?, residual?):
+            for r in 0..<rows {
+                let yr = y + r * columns, rr = residual + r * columns
+                for c in 0..<columns { yr[c] = rr[c] + bias[c] }
+            }
+        case let (bias?, nil):
+            for r in 0..<rows { (y + r * columns).update(from: bias, count: columns) }
+        case let (nil, residual?):
+            y.update(from: residual, count: rows * columns)
+        case (nil, nil):
+            y.update(repeating: 0, count: rows * columns)
+        }
+    }
+
+    /// `C += A @ B` on the calling thread (tiles are already spread over the cores).
+    @inline(__always)
+    private static func tileProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                                    b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                    b, Int32(n), 1, c, Int32(ldc))
     }
 }
 
