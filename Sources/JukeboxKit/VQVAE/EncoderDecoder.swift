@@ -20,9 +20,17 @@ public final class ResConvBlock: Module {
     }
 
     /// `x (B, T, width)` → same shape.
+    ///
+    /// Both relus run inside the convolutions and the residual add inside the second, so the
+    /// graph keeps two tensors per block (h and the result) instead of five.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let branch = conv1(conv3(x.relu()).relu())
-        return x + (resScale == 1 ? branch : branch * resScale)
+        // h (B, T, innerWidth)
+        let h = Tensor.conv1d(x, weight: conv3.weight, bias: conv3.bias, padding: conv3.padding,
+                              dilation: conv3.dilation, inputActivation: .relu)
+        guard resScale == 1 else {
+            return x + Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu) * resScale
+        }
+        return Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu, residual: x)
     }
 
     public func namedParameters() -> [NamedParameter] {
