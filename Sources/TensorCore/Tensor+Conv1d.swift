@@ -15,7 +15,8 @@
 // The forward can also apply relu to its input on the fly (into a tile-sized scratch) and add
 // a residual: a ResNet block `x + conv(relu(conv(relu(x))))` then stores neither relu output
 // nor the branch, and the backward recomputes relu(x) from x, which the graph keeps anyway.
-// The backward runs per tap over whole tensors, as plain (T × C) products.
+// The backward runs in tiles of input rows: each tile gathers dX for its rows from every tap
+// (so no two tiles write the same row) and adds its share of dW into a per-run partial sum.
 
 import Foundation
 import CBLAS
@@ -102,8 +103,8 @@ extension Tensor {
         let relu = inputActivation == .relu
         let y = Tensor(uninitializedShape: [B, Tout, Cout])
         // One tile of y: start from residual + bias, then add every tap's product.
-        forEachTile(items: B, rows: Tout, columns: Cout, flopsPerRow: 2 * K * Cin * Cout,
-                    scratchPerRow: relu ? Cin : 0) { b, rows, scratch in
+        let tiling = ConvTiling(items: B, rows: Tout, channels: Swift.max(Cin, Cout), flopsPerRow: 2 * K * Cin * Cout)
+        tiling.forEach(scratchPerRow: relu ? Cin : 0) { _, b, rows, scratch in
             initializeRows(y.data + (b * Tout + rows.lowerBound) * Cout, rows: rows.count, columns: Cout,
                            bias: bias?.data, residual: residual.map { $0.data + (b * Tout + rows.lowerBound) * Cout })
             for k in 0..<K {
@@ -117,7 +118,7 @@ extension Tensor {
                     }
                     (a, lda) = (UnsafePointer(scratch), Cin)
                 }
-                tileProduct(m: tap.rows, n: Cout, k: Cin, a: a, lda: lda, b: weight.data + k * Cin * Cout,
+                tileProduct(m: tap.rows, n: Cout, k: Cin, a: a, lda: lda, b: weight.data + k * Cin * Cout, ldb: Cout,
                             c: y.data + (b * Tout + tap.lo) * Cout, ldc: Cout)
             }
         }
@@ -125,39 +126,42 @@ extension Tensor {
         if let residual { inputs.append(residual) }
         return record(.conv1d, output: y, inputs: inputs) { _, g in
             let dY = g.data
-            // xa (B, T, Cin): the activated input, recomputed for the weight gradient.
-            let xa = relu ? x.relu() : x
-            if weight.requiresGrad {
-                let dW = weight.gradAccumulator()
-                for k in 0..<K {
-                    let tap = geo.tap(k, dense: Tout, sparse: T)
-                    guard tap.rows > 0 else { continue }
-                    for b in 0..<B {   // dW[k] += xa[rows]ᵀ @ dY
-                        Kernels.sgemm(transA: true, m: Cin, n: Cout, k: tap.rows,
-                                      a: xa.data + (b * T + tap.start) * Cin, lda: stride * Cin,
-                                      b: dY + (b * Tout + tap.lo) * Cout, ldb: Cout, beta: 1, c: dW + k * Cin * Cout, ldc: Cout)
-                    }
-                }
-            }
-            if x.requiresGrad {
-                // dXa (B, T, Cin): gradient of the activated input; for relu it reuses xa's buffer
-                // and is masked by x > 0 on the way into x's gradient.
-                let dXa = relu ? xa.data : x.gradAccumulator()
-                if relu { dXa.update(repeating: 0, count: x.count) }
-                for k in 0..<K {
-                    let tap = geo.tap(k, dense: Tout, sparse: T)
-                    guard tap.rows > 0 else { continue }
-                    for b in 0..<B {   // dXa[rows] += dY @ W[k]ᵀ
-                        Kernels.sgemm(transB: true, m: tap.rows, n: Cin, k: Cout, a: dY + (b * Tout + tap.lo) * Cout,
-                                      lda: Cout, b: weight.data + k * Cin * Cout, ldb: Cout,
-                                      beta: 1, c: dXa + (b * T + tap.start) * Cin, ldc: stride * Cin)
-                    }
-                }
+            let dX = x.requiresGrad ? x.gradAccumulator() : nil
+            // Tiles of input rows: each tile owns its rows of dX and gathers every tap's share.
+            let tiling = ConvTiling(items: B, rows: T, channels: Swift.max(Cin, Cout), flopsPerRow: 4 * K * Cin * Cout / stride)
+            let dWParts = weight.requiresGrad ? Tensor.zeros([tiling.runs, K, Cin, Cout]) : nil
+            tiling.forEach(scratchPerRow: relu ? 2 * Cin : 0) { run, b, rows, scratch in
+                let n = rows.count, xt = x.data + (b * T + rows.lowerBound) * Cin   // x tile (n, Cin)
+                // xa (n, Cin): the activated input tile; dXa (n, Cin): its gradient, which for
+                // relu is masked by x > 0 on the way into dX.
+                var xa = UnsafePointer(xt), dXa = dX.map { $0 + (b * T + rows.lowerBound) * Cin }
                 if relu {
-                    let dX = x.gradAccumulator(), xv = x.data
-                    Parallel.forRanges(x.count) { r in for i in r { dX[i] += xv[i] > 0 ? dXa[i] : 0 } }
+                    for i in 0..<n * Cin { scratch[i] = Swift.max(xt[i], 0) }
+                    xa = UnsafePointer(scratch)
+                    if dX != nil {
+                        dXa = scratch + n * Cin
+                        dXa!.update(repeating: 0, count: n * Cin)
+                    }
+                }
+                for k in 0..<K {
+                    let tap = geo.tap(k, dense: 0..<Tout, sparse: rows)   // output rows reading this tile
+                    guard tap.rows > 0 else { continue }
+                    let dYk = dY + (b * Tout + tap.lo) * Cout, r0 = tap.start - rows.lowerBound
+                    if let dWParts {   // dW[k] += xa[rows]ᵀ @ dY
+                        tileProduct(transA: true, m: Cin, n: Cout, k: tap.rows, a: xa + r0 * Cin, lda: stride * Cin,
+                                    b: dYk, ldb: Cout, c: dWParts.data + (run * K + k) * Cin * Cout, ldc: Cout)
+                    }
+                    if let dXa {   // dXa[rows] += dY @ W[k]ᵀ
+                        tileProduct(transB: true, m: tap.rows, n: Cin, k: Cout, a: dYk, lda: Cout,
+                                    b: weight.data + k * Cin * Cout, ldb: Cout, c: dXa + r0 * Cin, ldc: stride * Cin)
+                    }
+                }
+                if relu, let dX, let dXa {
+                    let dXt = dX + (b * T + rows.lowerBound) * Cin
+                    for i in 0..<n * Cin { dXt[i] += xt[i] > 0 ? dXa[i] : 0 }
                 }
             }
+            if let dWParts { addParts(dWParts, into: weight) }
             if let bias, bias.requiresGrad {
                 Kernels.addColumnSums(dY, rows: B * Tout, columns: Cout, into: bias.gradAccumulator())
             }
@@ -178,70 +182,45 @@ extension Tensor {
         let geo = ConvGeometry(kernel: K, stride: stride, padding: padding, dilation: dilation)
         let y = Tensor(uninitializedShape: [B, Tout, Cout])
         // Tiles of output rows, so that no two tiles scatter into the same row.
-        forEachTile(items: B, rows: Tout, columns: Cout, flopsPerRow: 2 * K * Cin * Cout / stride,
-                    scratchPerRow: 0) { b, rows, _ in
+        let tiling = ConvTiling(items: B, rows: Tout, channels: Swift.max(Cin, Cout), flopsPerRow: 2 * K * Cin * Cout / stride)
+        tiling.forEach(scratchPerRow: 0) { _, b, rows, _ in
             initializeRows(y.data + (b * Tout + rows.lowerBound) * Cout, rows: rows.count, columns: Cout,
                            bias: bias?.data, residual: nil)
             for k in 0..<K {
                 let tap = geo.tap(k, dense: 0..<T, sparse: rows)
                 guard tap.rows > 0 else { continue }
                 tileProduct(m: tap.rows, n: Cout, k: Cin, a: x.data + (b * T + tap.lo) * Cin, lda: Cin,
-                            b: weight.data + k * Cin * Cout, c: y.data + (b * Tout + tap.start) * Cout, ldc: stride * Cout)
+                            b: weight.data + k * Cin * Cout, ldb: Cout,
+                            c: y.data + (b * Tout + tap.start) * Cout, ldc: stride * Cout)
             }
         }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return record(.convTranspose1d, output: y, inputs: inputs) { _, g in
             let dY = g.data
             let dX = x.requiresGrad ? x.gradAccumulator() : nil
-            let dW = weight.requiresGrad ? weight.gradAccumulator() : nil
-            for k in 0..<K {
-                let tap = geo.tap(k, dense: T, sparse: Tout)
-                guard tap.rows > 0 else { continue }
-                for b in 0..<B {
+            // Tiles of input rows: each tile owns its rows of dX and gathers every tap's share.
+            let tiling = ConvTiling(items: B, rows: T, channels: Swift.max(Cin, Cout), flopsPerRow: 4 * K * Cin * Cout)
+            let dWParts = weight.requiresGrad ? Tensor.zeros([tiling.runs, K, Cin, Cout]) : nil
+            tiling.forEach(scratchPerRow: 0) { run, b, rows, _ in
+                for k in 0..<K {
+                    let tap = geo.tap(k, dense: rows, sparse: 0..<Tout)
+                    guard tap.rows > 0 else { continue }
                     let dYk = dY + (b * Tout + tap.start) * Cout
                     if let dX {   // dX[t] += dY[rows] @ W[k]ᵀ
-                        Kernels.sgemm(transB: true, m: tap.rows, n: Cin, k: Cout, a: dYk, lda: stride * Cout,
-                                      b: weight.data + k * Cin * Cout, ldb: Cout,
-                                      beta: 1, c: dX + (b * T + tap.lo) * Cin, ldc: Cin)
+                        tileProduct(transB: true, m: tap.rows, n: Cin, k: Cout, a: dYk, lda: stride * Cout,
+                                    b: weight.data + k * Cin * Cout, ldb: Cout, c: dX + (b * T + tap.lo) * Cin, ldc: Cin)
                     }
-                    if let dW {   // dW[k] += x[t]ᵀ @ dY[rows]
-                        Kernels.sgemm(transA: true, m: Cin, n: Cout, k: tap.rows,
-                                      a: x.data + (b * T + tap.lo) * Cin, lda: Cin,
-                                      b: dYk, ldb: stride * Cout, beta: 1, c: dW + k * Cin * Cout, ldc: Cout)
+                    if let dWParts {   // dW[k] += x[t]ᵀ @ dY[rows]
+                        tileProduct(transA: true, m: Cin, n: Cout, k: tap.rows, a: x.data + (b * T + tap.lo) * Cin, lda: Cin,
+                                    b: dYk, ldb: stride * Cout, c: dWParts.data + (run * K + k) * Cin * Cout, ldc: Cout)
                     }
                 }
             }
+            if let dWParts { addParts(dWParts, into: weight) }
             if let bias, bias.requiresGrad {
                 Kernels.addColumnSums(dY, rows: B * Tout, columns: Cout, into: bias.gradAccumulator())
             }
         }
-    }
-
-    /// Output rows per tile: a (rows, C) tile of 32 KiB (and the tap's input rows) stays in
-    /// cache across the taps. Tiles of 64 KiB took 8% longer in a 10 s decode.
-    static func convTileRows(columns: Int) -> Int { Swift.max(16, (1 << 13) / Swift.max(columns, 1)) }
-
-    /// Calls `body(item, rows, scratch)` for tiles of `rows` output rows of each of `items` batch
-    /// items, on every core when the work is large. `scratch` holds `scratchPerRow` floats per
-    /// row of the tile and belongs to the calling worker.
-    private static func forEachTile(items: Int, rows: Int, columns: Int, flopsPerRow: Int, scratchPerRow: Int,
-                                    _ body: (Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
-        Threading.configure()
-        let tileRows = convTileRows(columns: columns)
-        let tilesPerItem = (rows + tileRows - 1) / tileRows, tiles = items * tilesPerItem
-        // Runs of consecutive tiles, several per core, so a core slowed by another process
-        // takes fewer of them. Small convolutions (and OpenBLAS's own threading) run inline.
-        let work = Double(items) * Double(rows) * Double(flopsPerRow)
-        let runs = Threading.nativeBLAS || work < Double(1 << 23) ? 1 : Swift.min(tiles, 4 * Parallel.coreCount)
-        func run(_ r: Int) {
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, tileRows * scratchPerRow))
-            defer { scratch.deallocate() }
-            for i in (r * tiles / runs)..<((r + 1) * tiles / runs) {
-                let t0 = (i % tilesPerItem) * tileRows
-                body(i / tilesPerItem, t0..<Swift.min(rows, t0 + tileRows), scratch)
-            }
-        }
-        if runs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: runs, execute: run) }
     }
 
     /// `y (rows, columns) = residual + bias`, either of which may be absent (then zeros).
@@ -262,12 +241,57 @@ extension Tensor {
         }
     }
 
-    /// `C += A @ B` on the calling thread (tiles are already spread over the cores).
+    /// Adds the per-run weight gradients `parts (runs, K, Cin, Cout)` into `weight`'s gradient,
+    /// in run order, so the sum does not depend on which thread finished first.
+    private static func addParts(_ parts: Tensor, into weight: Tensor) {
+        let dW = weight.gradAccumulator()
+        for r in 0..<parts.shape[0] { Kernels.addInPlace(dW, parts.data + r * weight.count, count: weight.count) }
+    }
+
+    /// `C += op(A) @ op(B)` on the calling thread (tiles are already spread over the cores).
     @inline(__always)
-    private static func tileProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                    b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
-                    b, Int32(n), 1, c, Int32(ldc))
+    private static func tileProduct(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                    c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 1, c, Int32(ldc))
+    }
+}
+
+/// A split of `items` × `rows` rows into tiles, and of the tiles into runs of consecutive tiles
+/// for the cores.
+struct ConvTiling {
+    let rows: Int, tileRows: Int, tilesPerItem: Int, tiles: Int
+    /// How many runs `forEach` makes (1 when the work is too small to share).
+    let runs: Int
+
+    /// Tiles of `rows` rows whose widest side has `channels` floats per row.
+    init(items: Int, rows: Int, channels: Int, flopsPerRow: Int) {
+        Threading.configure()
+        self.rows = rows
+        // 32 KiB per tile of rows (and per tap's rows on the other side) stays in cache across
+        // the taps. Tiles of 64 KiB took 8% longer in a 10 s decode.
+        tileRows = Swift.max(16, (1 << 13) / Swift.max(channels, 1))
+        tilesPerItem = (rows + tileRows - 1) / tileRows
+        tiles = items * tilesPerItem
+        // Several runs per core, so a core slowed by another process takes fewer of them. Small
+        // convolutions (and OpenBLAS's own threading) run inline.
+        let work = Double(items) * Double(rows) * Double(flopsPerRow)
+        runs = Threading.nativeBLAS || work < Double(1 << 23) ? 1 : Swift.min(tiles, 4 * Parallel.coreCount)
+    }
+
+    /// Calls `body(run, item, rows, scratch)` for every tile, on every core when there are
+    /// several runs. `scratch` holds `scratchPerRow` floats per row and belongs to the run.
+    func forEach(scratchPerRow: Int, _ body: (Int, Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        func run(_ r: Int) {
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, tileRows * scratchPerRow))
+            defer { scratch.deallocate() }
+            for i in (r * tiles / runs)..<((r + 1) * tiles / runs) {
+                let t0 = (i % tilesPerItem) * tileRows
+                body(r, i / tilesPerItem, t0..<Swift.min(rows, t0 + tileRows), scratch)
+            }
+        }
+        if runs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: runs, execute: run) }
     }
 }
 

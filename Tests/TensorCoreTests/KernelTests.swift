@@ -68,6 +68,56 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Gradients of the tiled backward on inputs long enough for many tiles on several threads,
+    /// against direct sums: dW[k] = Σₜ act(x)[partner]ᵀ g[t], dX[i] = act′(x[i]) Σ g[t] W[k]ᵀ over
+    /// the (t, k) that read row i, and the residual's gradient is g itself.
+    func testConvGradientsOnLongInputsAgainstDirectSums() {
+        var d = TestData(seed: 17)
+        // (B, T, Cin, Cout, K, stride, padding, dilation, relu, transposed)
+        let cases = [(2, 3000, 16, 12, 3, 1, 9, 9, true, false), (2, 5000, 8, 16, 4, 2, 1, 1, false, false),
+                     (2, 2000, 12, 16, 4, 2, 1, 1, false, true)]
+        for (B, T, Cin, Cout, K, s, p, dil, relu, transposed) in cases {
+            let x = d.normal([B, T, Cin]), w = d.normal([K, Cin, Cout])
+            let Tout = transposed ? Tensor.convTranspose1dOutputLength(T, kernel: K, stride: s, padding: p, dilation: dil)
+                : Tensor.conv1dOutputLength(T, kernel: K, stride: s, padding: p, dilation: dil)
+            let residual = relu ? d.normal([B, Tout, Cout]) : nil
+            let y = transposed ? Tensor.convTranspose1d(x, weight: w, bias: nil, stride: s, padding: p, dilation: dil)
+                : Tensor.conv1d(x, weight: w, bias: nil, stride: s, padding: p, dilation: dil,
+                                inputActivation: relu ? .relu : .none, residual: residual)
+            let g = d.normal([B, Tout, Cout], grad: false)
+            y.backward(gradient: g)
+
+            var dW = [Double](repeating: 0, count: K * Cin * Cout), dX = [Double](repeating: 0, count: B * T * Cin)
+            for b in 0..<B {
+                for k in 0..<K {
+                    // Pairs (input row i, output row j) joined by tap k.
+                    for t in 0..<(transposed ? T : Tout) {
+                        let partner = t * s - p + k * dil
+                        guard partner >= 0 && partner < (transposed ? Tout : T) else { continue }
+                        let (i, j) = transposed ? (t, partner) : (partner, t)
+                        let xi = (0..<Cin).map { ci -> Float in
+                            let v = x.data[(b * T + i) * Cin + ci]
+                            return relu ? Swift.max(v, 0) : v
+                        }
+                        for ci in 0..<Cin {
+                            for co in 0..<Cout {
+                                let gj = Double(g.data[(b * Tout + j) * Cout + co])
+                                dW[(k * Cin + ci) * Cout + co] += Double(xi[ci]) * gj
+                                if !relu || x.data[(b * T + i) * Cin + ci] > 0 {
+                                    dX[(b * T + i) * Cin + ci] += gj * Double(w.data[(k * Cin + ci) * Cout + co])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let name = "case \([B, T, Cin, Cout, K, s, p, dil]) relu \(relu) transposed \(transposed)"
+            XCTAssertLessThan(maxAbsDiff(w.grad!.array, dW.map { Float($0) }), 2e-3 * Float(B * T).squareRoot(), name)
+            XCTAssertLessThan(maxAbsDiff(x.grad!.array, dX.map { Float($0) }), 1e-4 * Float(K * Cout).squareRoot(), name)
+            if let residual { XCTAssertEqual(residual.grad!.array, g.array, name) }
+        }
+    }
+
     func testConvTranspose1dAgainstReference() {
         var d = TestData(seed: 14)
         let cases = [(2, 8, 3, 5, 4, 2, 1, 1), (1, 1, 2, 2, 4, 2, 1, 1), (3, 7, 4, 2, 3, 1, 1, 1),
