@@ -68,6 +68,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The residual block's one-pass inference against the naive convolutions, and against its
+    /// recorded form (two fused conv1d calls).
+    func testResidualBlockAgainstReference() {
+        var d = TestData(seed: 18)
+        // (B, T, C, M, K, dilation); the long case spans many tiles on several threads.
+        for (B, T, C, M, K, dil) in [(2, 17, 3, 5, 3, 1), (1, 40, 4, 6, 3, 27), (2, 5000, 16, 12, 3, 9)] {
+            let x = d.floats(B * T * C), w3 = d.floats(K * C * M), b3 = d.floats(M), w1 = d.floats(M * C), b1 = d.floats(C)
+            let h = Kernels.referenceConv1d(x: x.map { Swift.max($0, 0) }, B: B, T: T, Cin: C, weight: w3, K: K, Cout: M,
+                                            bias: b3, stride: 1, padding: dil * (K - 1) / 2, dilation: dil)
+            let branch = Kernels.referenceConv1d(x: h.map { Swift.max($0, 0) }, B: B, T: T, Cin: M, weight: w1, K: 1,
+                                                 Cout: C, bias: b1, stride: 1, padding: 0, dilation: 1)
+            let ref = zip(x, branch).map { $0 + $1 }
+            let params = [Tensor(w3, shape: [K, C, M]), Tensor(b3, shape: [M]), Tensor(w1, shape: [1, M, C]), Tensor(b1, shape: [C])]
+            func block() -> Tensor {
+                Tensor.residualBlock(Tensor(x, shape: [B, T, C]), innerWeight: params[0], innerBias: params[1], dilation: dil,
+                                     outerWeight: params[2], outerBias: params[3])
+            }
+            let name = "case \([B, T, C, M, K, dil])"
+            let inference = block()
+            XCTAssertLessThan(maxAbsDiff(inference.array, ref), 1e-4 * Float(K * C * M).squareRoot(), name)
+            for p in params { p.requiresGrad = true }
+            let recorded = block()
+            XCTAssertTrue(recorded.hasHistory, name)
+            XCTAssertLessThan(maxAbsDiff(recorded.array, inference.array), 1e-5 * Float(K * C * M).squareRoot(), name)
+        }
+    }
+
     /// Gradients of the tiled backward on inputs long enough for many tiles on several threads,
     /// against direct sums: dW[k] = Σₜ act(x)[partner]ᵀ g[t], dX[i] = act′(x[i]) Σ g[t] W[k]ᵀ over
     /// the (t, k) that read row i, and the residual's gradient is g itself.

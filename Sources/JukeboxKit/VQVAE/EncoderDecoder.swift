@@ -22,15 +22,16 @@ public final class ResConvBlock: Module {
     /// `x (B, T, width)` → same shape.
     ///
     /// Both relus run inside the convolutions and the residual add inside the second, so the
-    /// graph keeps two tensors per block (h and the result) instead of five.
+    /// graph keeps two tensors per block (the inner activation and the result) instead of five.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        // h (B, T, innerWidth)
-        let h = Tensor.conv1d(x, weight: conv3.weight, bias: conv3.bias, padding: conv3.padding,
-                              dilation: conv3.dilation, inputActivation: .relu)
         guard resScale == 1 else {
+            // h (B, T, innerWidth)
+            let h = Tensor.conv1d(x, weight: conv3.weight, bias: conv3.bias, padding: conv3.padding,
+                                  dilation: conv3.dilation, inputActivation: .relu)
             return x + Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu) * resScale
         }
-        return Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu, residual: x)
+        return Tensor.residualBlock(x, innerWeight: conv3.weight, innerBias: conv3.bias, dilation: conv3.dilation,
+                                    outerWeight: conv1.weight, outerBias: conv1.bias)
     }
 
     public func namedParameters() -> [NamedParameter] {
