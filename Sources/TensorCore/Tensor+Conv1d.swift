@@ -1,6 +1,7 @@
 // 1-D convolution and transposed convolution in channels-last layout, by per-tap accumulation.
 //
-// Shapes: x (B, T, Cin), weight (K, Cin, Cout), bias (Cout), y (B, Tout, Cout).
+// Shapes: x (B, T, Cin), weight (K, Cin, Cout), bias (Cout), y (B, Tout, Cout); a residual
+// block keeps x (B, T, C) and has an inner activation (B, T, M).
 //
 // Channels-last makes every tap of the kernel one matrix product with no im2col copy: for tap k
 // the input rows that output rows t use are x[t·s − p + k·d], a strided run of rows with leading

@@ -39,7 +39,7 @@ public final class TensorStorage {
         self.count = count
         // Plain malloc, aligned by hand: glibc 2.36 rarely reuses a freed posix_memalign block
         // (glibc bug 14581, fixed in 2.38), so the heap grew by hundreds of MB per decode and
-        // by a sixth in a training step.
+        // by a fifth in a training step.
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         guard let raw = malloc(bytes + 63) else { preconditionFailure("TensorStorage: cannot allocate \(bytes) bytes") }
         block = raw

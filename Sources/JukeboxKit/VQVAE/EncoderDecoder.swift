@@ -22,7 +22,8 @@ public final class ResConvBlock: Module {
     /// `x (B, T, width)` → same shape.
     ///
     /// Both relus run inside the convolutions and the residual add inside the second, so the
-    /// graph keeps two tensors per block (the inner activation and the result) instead of five.
+    /// graph keeps two tensors per block (the inner activation and the result) instead of five;
+    /// without a graph the inner activation never leaves the cache (`Tensor.residualBlock`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         guard resScale == 1 else {
             // h (B, T, innerWidth)
