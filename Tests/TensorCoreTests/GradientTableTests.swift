@@ -72,6 +72,15 @@ let gradCases: [Op: [GradCase]] = [
                  f: { Tensor.conv1d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 3, dilation: 3) }),
         GradCase(make: { [$0.normal([2, 10, 3]), $0.normal([4, 3, 2]), $0.normal([2])] },
                  f: { Tensor.conv1d($0[0], weight: $0[1], bias: $0[2], stride: 2, padding: 1, dilation: 1) }),
+        // Relu applied to the input inside the op, and a residual added to the output.
+        GradCase(make: { [awayFromZero(&$0, [2, 11, 3]), $0.normal([3, 3, 2]), $0.normal([2]), $0.normal([2, 11, 2])] },
+                 f: { Tensor.conv1d($0[0], weight: $0[1], bias: $0[2], padding: 3, dilation: 3,
+                                    inputActivation: .relu, residual: $0[3]) }),
+        GradCase(make: { [awayFromZero(&$0, [2, 10, 3]), $0.normal([4, 3, 2]), $0.normal([2])] },
+                 f: { Tensor.conv1d($0[0], weight: $0[1], bias: $0[2], stride: 2, padding: 1, inputActivation: .relu) }),
+        // The same tensor as input and residual: both gradients must add up.
+        GradCase(make: { [awayFromZero(&$0, [1, 6, 3]), $0.normal([1, 3, 3]), $0.normal([3])] },
+                 f: { Tensor.conv1d($0[0], weight: $0[1], bias: $0[2], inputActivation: .relu, residual: $0[0]) }),
     ],
     .convTranspose1d: [
         GradCase(make: { [$0.normal([2, 5, 3]), $0.normal([4, 3, 2]), $0.normal([2])] },

@@ -20,9 +20,19 @@ public final class ResConvBlock: Module {
     }
 
     /// `x (B, T, width)` → same shape.
+    ///
+    /// Both relus run inside the convolutions and the residual add inside the second, so the
+    /// graph keeps two tensors per block (the inner activation and the result) instead of five;
+    /// without a graph the inner activation never leaves the cache (`Tensor.residualBlock`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let branch = conv1(conv3(x.relu()).relu())
-        return x + (resScale == 1 ? branch : branch * resScale)
+        guard resScale == 1 else {
+            // h (B, T, innerWidth)
+            let h = Tensor.conv1d(x, weight: conv3.weight, bias: conv3.bias, padding: conv3.padding,
+                                  dilation: conv3.dilation, inputActivation: .relu)
+            return x + Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu) * resScale
+        }
+        return Tensor.residualBlock(x, innerWeight: conv3.weight, innerBias: conv3.bias, dilation: conv3.dilation,
+                                    outerWeight: conv1.weight, outerBias: conv1.bias)
     }
 
     public func namedParameters() -> [NamedParameter] {
