@@ -71,8 +71,11 @@ extension Tensor {
         }
         let scores = scratch                                  // (rows, keys)
         let inverseSums = scratch + rows * keys               // (rows)
-        gemm(transB: true, m: rows, n: keys, k: D, alpha: plan.scale, a: qh + i0 * HD, lda: HD, b: kh, ldb: HD,
-             c: scores, ldc: keys)
+        let blocks = plan.visibleBlocks(firstRow: i0, rows: rows, keys: keys)
+        for (r0, n, j0, width) in blocks {
+            gemm(transB: true, m: n, n: width, k: D, alpha: plan.scale, a: qh + (i0 + r0) * HD, lda: HD,
+                 b: kh + j0 * HD, ldb: HD, c: scores + r0 * keys + j0, ldc: keys)
+        }
         for r in 0..<rows {
             let row = scores + r * keys, visible = plan.visible(row: i0 + r, keys: keys)
             (row + visible).update(repeating: 0, count: keys - visible)
@@ -83,10 +86,14 @@ extension Tensor {
             lseh[i0 + r] = m + Foundation.log(sum)
         }
         // out = e^(S − m) v, then each row scaled by 1 / its sum: rows × D products, not rows × keys.
-        gemm(m: rows, n: D, k: keys, a: scores, lda: keys, b: vh, ldb: HD, c: oh + i0 * HD, ldc: HD)
+        // The first block of a row sets its output, later ones add; rows no block covers see no key.
+        for (index, (r0, n, j0, width)) in blocks.enumerated() {
+            gemm(m: n, n: D, k: width, a: scores + r0 * keys + j0, lda: keys, b: vh + j0 * HD, ldb: HD,
+                 beta: index > 0 && j0 > 0 ? 1 : 0, c: oh + (i0 + r0) * HD, ldc: HD)
+        }
         for r in 0..<rows {
             let o = oh + (i0 + r) * HD, s = inverseSums[r]
-            for d in 0..<D { o[d] *= s }
+            if s == 0 { o.update(repeating: 0, count: D) } else { for d in 0..<D { o[d] *= s } }
         }
     }
 
@@ -110,36 +117,49 @@ extension Tensor {
                 let rows = Swift.min(queryChunk, Tq - i0)
                 let keys = plan.keyCount(lastRow: i0 + rows - 1)
                 guard keys > 0 else { continue }
+                // Every product below runs over the visible blocks only; what lies outside them
+                // in p and dp is never read.
+                let blocks = plan.visibleBlocks(firstRow: i0, rows: rows, keys: keys)
                 // Recompute P from the saved log-sum-exp.
-                gemm(transB: true, m: rows, n: keys, k: D, alpha: plan.scale, a: qh + i0 * HD, lda: HD, b: kh, ldb: HD,
-                     c: p, ldc: keys)
+                for (r0, n, j0, width) in blocks {
+                    gemm(transB: true, m: n, n: width, k: D, alpha: plan.scale, a: qh + (i0 + r0) * HD, lda: HD,
+                         b: kh + j0 * HD, ldb: HD, c: p + r0 * keys + j0, ldc: keys)
+                }
                 for r in 0..<rows {
                     let row = p + r * keys, visible = plan.visible(row: i0 + r, keys: keys)
                     _ = Kernels.exponentiate(row, count: visible, subtracting: lseh[i0 + r])
                     (row + visible).update(repeating: 0, count: keys - visible)
                 }
                 if let dv {   // dv += Pᵀ dout
-                    gemm(transA: true, m: keys, n: D, k: rows, a: p, lda: keys, b: doh + i0 * HD, ldb: HD,
-                         beta: 1, c: dv + koff, ldc: HD)
+                    for (r0, n, j0, width) in blocks {
+                        gemm(transA: true, m: width, n: D, k: n, a: p + r0 * keys + j0, lda: keys,
+                             b: doh + (i0 + r0) * HD, ldb: HD, beta: 1, c: dv + koff + j0 * HD, ldc: HD)
+                    }
                 }
                 guard dq != nil || dk != nil else { continue }
                 // dP = dout vᵀ, then dS = P ∘ (dP − rowsum(dout ∘ out)) in place.
-                gemm(transB: true, m: rows, n: keys, k: D, a: doh + i0 * HD, lda: HD, b: vh, ldb: HD, c: dp, ldc: keys)
+                for (r0, n, j0, width) in blocks {
+                    gemm(transB: true, m: n, n: width, k: D, a: doh + (i0 + r0) * HD, lda: HD, b: vh + j0 * HD, ldb: HD,
+                         c: dp + r0 * keys + j0, ldc: keys)
+                }
                 for r in 0..<rows {
                     let o = oh + (i0 + r) * HD, dO = doh + (i0 + r) * HD
                     var delta: Float = 0
                     for d in 0..<D { delta += o[d] * dO[d] }
-                    let pr = p + r * keys, dpr = dp + r * keys
-                    for j in 0..<keys { dpr[j] = pr[j] * (dpr[j] - delta) }
+                    let pr = p + r * keys, dpr = dp + r * keys, visible = plan.visible(row: i0 + r, keys: keys)
+                    for j in 0..<visible { dpr[j] = pr[j] * (dpr[j] - delta) }
+                    (dpr + visible).update(repeating: 0, count: keys - visible)
                 }
                 // dq += dS k · scale,  dk += dSᵀ q · scale
-                if let dq {
-                    gemm(m: rows, n: D, k: keys, alpha: plan.scale, a: dp, lda: keys, b: kh, ldb: HD,
-                         beta: 1, c: dq + off + i0 * HD, ldc: HD)
-                }
-                if let dk {
-                    gemm(transA: true, m: keys, n: D, k: rows, alpha: plan.scale, a: dp, lda: keys,
-                         b: qh + i0 * HD, ldb: HD, beta: 1, c: dk + koff, ldc: HD)
+                for (r0, n, j0, width) in blocks {
+                    if let dq {
+                        gemm(m: n, n: D, k: width, alpha: plan.scale, a: dp + r0 * keys + j0, lda: keys, b: kh + j0 * HD,
+                             ldb: HD, beta: 1, c: dq + off + (i0 + r0) * HD, ldc: HD)
+                    }
+                    if let dk {
+                        gemm(transA: true, m: width, n: D, k: n, alpha: plan.scale, a: dp + r0 * keys + j0, lda: keys,
+                             b: qh + (i0 + r0) * HD, ldb: HD, beta: 1, c: dk + koff + j0 * HD, ldc: HD)
+                    }
                 }
             }
         }
@@ -251,6 +271,27 @@ struct AttentionPlan {
     /// Visible keys of query `row` within a chunk that computed `keys` columns.
     func visible(row: Int, keys: Int) -> Int {
         causal ? Swift.max(0, Swift.min(keys, row + (Tk - Tq) + 1)) : keys
+    }
+
+    /// Rows in a strip of the diagonal block that get their own products. Thinner strips skip
+    /// more of the masked triangle but make more, smaller sgemm calls; 16 did best at T = 64.
+    static let diagonalStrip = 16
+
+    /// The parts of a chunk's (rows × keys) score matrix, rows from `firstRow`, that some row
+    /// sees, as (row offset, rows, key offset, keys): without `causal` the whole matrix; with it,
+    /// every row × the keys all rows see, then the rest (the diagonal block) in strips of
+    /// `diagonalStrip` rows × the further keys the strip's last row sees. That skips three
+    /// quarters of the masked triangle: 37% of the products of a 64-position block.
+    func visibleBlocks(firstRow i0: Int, rows: Int, keys: Int) -> [(Int, Int, Int, Int)] {
+        guard causal else { return [(0, rows, 0, keys)] }
+        let shared = Swift.max(0, visible(row: i0, keys: keys) - 1)
+        var blocks = shared > 0 ? [(0, rows, 0, shared)] : []
+        for r0 in stride(from: 0, to: rows, by: Self.diagonalStrip) {
+            let n = Swift.min(Self.diagonalStrip, rows - r0)
+            let end = visible(row: i0 + r0 + n - 1, keys: keys)
+            if end > shared { blocks.append((r0, n, shared, end - shared)) }
+        }
+        return blocks
     }
 
     /// Calls `body(item, scratch)` for every item in `0..<count`, on one thread per core when
