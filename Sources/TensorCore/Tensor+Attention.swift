@@ -282,14 +282,14 @@ struct AttentionPlan {
     /// every row × the keys all rows see, then the rest (the diagonal block) in strips of
     /// `diagonalStrip` rows × the further keys the strip's last row sees. That skips three
     /// quarters of the masked triangle: 37% of the products of a 64-position block.
-    func visibleBlocks(firstRow i0: Int, rows: Int, keys: Int) -> [(Int, Int, Int, Int)] {
-        guard causal else { return [(0, rows, 0, keys)] }
+    func visibleBlocks(firstRow i0: Int, rows: Int, keys: Int) -> [(row: Int, rows: Int, key: Int, keys: Int)] {
+        guard causal else { return [(row: 0, rows: rows, key: 0, keys: keys)] }
         let shared = Swift.max(0, visible(row: i0, keys: keys) - 1)
-        var blocks = shared > 0 ? [(0, rows, 0, shared)] : []
+        var blocks = shared > 0 ? [(row: 0, rows: rows, key: 0, keys: shared)] : []
         for r0 in stride(from: 0, to: rows, by: Self.diagonalStrip) {
             let n = Swift.min(Self.diagonalStrip, rows - r0)
             let end = visible(row: i0 + r0 + n - 1, keys: keys)
-            if end > shared { blocks.append((r0, n, shared, end - shared)) }
+            if end > shared { blocks.append((row: r0, rows: n, key: shared, keys: end - shared)) }
         }
         return blocks
     }
