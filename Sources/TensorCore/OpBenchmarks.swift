@@ -62,20 +62,16 @@ public func opBenchmarks(repeats: Int = 5) -> [BenchmarkResult] {
                                        sgemmGflops: Benchmark.sgemmGflops(m: B * T, n: C, k: K * C, repeats: repeats)))
     }
 
-    // Causal attention, B=1, 4 heads, T=2048, head size 64. Useful work: the two products over
-    // the causal half of the score matrix (forward), and four of them (backward).
-    do {
-        let (B, H, T, D) = (1, 4, 2048, 64)
+    // Causal attention. Useful work: the two products over the causal half of each score matrix
+    // (forward), and five of them in the backward (the scores are recomputed).
+    func attentionCases(_ name: String, B: Int, T: Int, H: Int, D: Int, sgemm: Double) -> [BenchmarkResult] {
         let q = Tensor.randomNormal([B, T, H * D], generator: &rng), k = Tensor.randomNormal([B, T, H * D], generator: &rng)
         let v = Tensor.randomNormal([B, T, H * D], generator: &rng)
         let half = Double(T) * Double(T + 1) / 2
         let fwdFlop = 2 * 2 * half * Double(D) * Double(B * H)
-        let sgemm = Benchmark.sgemmGflops(m: T, n: T, k: D, repeats: repeats)
         let tf = Tensor.withoutGrad {
             Benchmark.median(repeats: repeats) { _ = Tensor.attention(query: q, key: k, value: v, heads: H, causal: true) }
         }
-        results.append(BenchmarkResult(name: "attention-fwd", milliseconds: tf * 1e3, gflops: fwdFlop / tf / 1e9,
-                                       sgemmGflops: sgemm))
         q.requiresGrad = true; k.requiresGrad = true; v.requiresGrad = true
         let g = Tensor.randomNormal([B, T, H * D], generator: &rng)
         let tb = Benchmark.medianOfTimedPart(repeats: repeats) { time in
@@ -83,10 +79,18 @@ public func opBenchmarks(repeats: Int = 5) -> [BenchmarkResult] {
             let out = Tensor.attention(query: q, key: k, value: v, heads: H, causal: true)
             time { out.backward(gradient: g) }
         }
-        // Backward recomputes the scores and does four products: 5 causal-half products in all.
-        results.append(BenchmarkResult(name: "attention-bwd", milliseconds: tb * 1e3, gflops: 2.5 * fwdFlop / tb / 1e9,
-                                       sgemmGflops: sgemm))
+        return [BenchmarkResult(name: name + "-fwd", milliseconds: tf * 1e3, gflops: fwdFlop / tf / 1e9, sgemmGflops: sgemm),
+                BenchmarkResult(name: name + "-bwd", milliseconds: tb * 1e3, gflops: 2.5 * fwdFlop / tb / 1e9,
+                                sgemmGflops: sgemm)]
     }
+    // One head's score product, B=1, 4 heads, T=2048, head size 64.
+    results += attentionCases("attention", B: 1, T: 2048, H: 4, D: 64,
+                              sgemm: Benchmark.sgemmGflops(m: 2048, n: 2048, k: 64, repeats: repeats))
+    // The prior's block-sparse layers: many independent blocks of 64 positions (here 32 blocks,
+    // 2 heads of 40). A 64 × 64 × 40 product alone says little about sgemm, so the reference is
+    // the scores of all 64 (block, head) pairs stacked into one (4096 × 40) @ (40 × 64) product.
+    results += attentionCases("attention-blocks", B: 32, T: 64, H: 2, D: 40,
+                              sgemm: Benchmark.sgemmGflops(m: 32 * 2 * 64, n: 64, k: 40, repeats: repeats))
 
     // Layer norm, memory-bound: reported as GB/s of input read plus output written.
     do {

@@ -164,9 +164,15 @@ final class KernelTests: XCTestCase {
 
     func testAttentionAgainstReference() {
         var d = TestData(seed: 15)
-        // (B, Tq, Tk, H, D, causal); 300 > one query chunk.
+        // (B, Tq, Tk, H, D, causal); 300 > one query chunk. From (3, 300, …) on, the work is
+        // large enough to be split over threads: chunks that are not a multiple of the chunk size,
+        // Tq < Tk, Tq > Tk (rows with no visible key), and many small batches as in the prior's
+        // block-sparse layers.
         for (B, Tq, Tk, H, D, causal) in [(2, 7, 7, 2, 3, true), (1, 300, 300, 1, 8, true), (1, 1, 9, 3, 4, true),
-                                          (2, 5, 9, 2, 4, false), (1, 130, 200, 2, 5, true)] {
+                                          (2, 5, 9, 2, 4, false), (1, 130, 200, 2, 5, true),
+                                          (3, 300, 300, 3, 16, true), (2, 260, 390, 2, 24, true),
+                                          (2, 200, 150, 2, 16, true), (2, 140, 270, 3, 16, false),
+                                          (40, 64, 64, 2, 8, true), (40, 64, 64, 2, 8, false)] {
             let q = d.floats(B * Tq * H * D), k = d.floats(B * Tk * H * D), v = d.floats(B * Tk * H * D)
             let out = Tensor.attention(query: Tensor(q, shape: [B, Tq, H * D]), key: Tensor(k, shape: [B, Tk, H * D]),
                                        value: Tensor(v, shape: [B, Tk, H * D]), heads: H, causal: causal)
@@ -174,6 +180,29 @@ final class KernelTests: XCTestCase {
                 !causal || j <= i + Tk - Tq
             }
             XCTAssertLessThan(maxAbsDiff(out.array, ref), 1e-4, "case \([B, Tq, Tk, H, D]) causal \(causal)")
+        }
+    }
+
+    /// The fused backward against naive Double gradients, at shapes whose backward runs one
+    /// (batch, head) per thread, besides the small ones the finite-difference table covers.
+    func testAttentionGradientsAgainstReference() {
+        var d = TestData(seed: 17)
+        for (B, Tq, Tk, H, D, causal) in [(1, 300, 300, 1, 8, true), (2, 300, 300, 3, 16, true), (2, 130, 260, 2, 8, true),
+                                          (1, 200, 150, 4, 16, true), (2, 140, 270, 3, 16, false),
+                                          (40, 64, 64, 2, 8, true)] {
+            let q = d.floats(B * Tq * H * D), k = d.floats(B * Tk * H * D), v = d.floats(B * Tk * H * D)
+            let g = d.floats(B * Tq * H * D)
+            let qt = Tensor(q, shape: [B, Tq, H * D]), kt = Tensor(k, shape: [B, Tk, H * D]), vt = Tensor(v, shape: [B, Tk, H * D])
+            for t in [qt, kt, vt] { t.requiresGrad = true }
+            Tensor.attention(query: qt, key: kt, value: vt, heads: H, causal: causal)
+                .backward(gradient: Tensor(g, shape: [B, Tq, H * D]))
+            let ref = Tensor.referenceAttentionGradients(q: q, k: k, v: v, gradOut: g, B: B, Tq: Tq, Tk: Tk, heads: H, D: D) {
+                i, j in !causal || j <= i + Tk - Tq
+            }
+            let name = "case \([B, Tq, Tk, H, D]) causal \(causal)"
+            XCTAssertLessThan(maxAbsDiff(qt.grad!.array, ref.dq), 2e-4, "dq " + name)
+            XCTAssertLessThan(maxAbsDiff(kt.grad!.array, ref.dk), 2e-4, "dk " + name)
+            XCTAssertLessThan(maxAbsDiff(vt.grad!.array, ref.dv), 2e-4, "dv " + name)
         }
     }
 
