@@ -65,6 +65,15 @@ public enum AudioFile {
         try SoundFileReader(path: path).info
     }
 
+    /// Whether data that ends after `decoded` of the header's `declared` frames is read as if
+    /// the rest were silence. Ogg Vorbis headers take the length from the last page's granule
+    /// position, and encoders' end trimming leaves some files (three of the hyperrogue-music
+    /// tracks) about a hundred frames shorter than that; up to 4096 frames (under 0.1 s at
+    /// 44.1 kHz) is a length estimate that is slightly off, more is a cut or damaged file.
+    public static func acceptsShortTail(decoded: Int, declared: Int) -> Bool {
+        decoded > 0 && decoded <= declared && declared - decoded <= 4096
+    }
+
     /// The whole file as mono samples at `sampleRate` Hz (``AudioInfo/length(atSampleRate:)``
     /// samples).
     public static func read(_ path: String, sampleRate: Int) throws -> [Float] {
@@ -84,8 +93,12 @@ public enum AudioFile {
             block.removeAll(keepingCapacity: true)
             let count = min(blockFrames, frames - decoded)
             let got = try file.readMono(count, into: &block)
-            guard got == count else { throw file.truncated(at: decoded + got) }
-            decoded += got
+            if got < count {
+                try file.padShortTail(decodedFrames: decoded + got, into: &block)
+                decoded = frames
+            } else {
+                decoded += got
+            }
             try block.withUnsafeBufferPointer {
                 try resampler.process($0, endOfInput: decoded == frames, into: &output)
             }
@@ -287,13 +300,30 @@ final class SoundFileReader {
         return total
     }
 
-    /// Exactly `count` mono frames from the current position, or a `corrupt` error.
+    /// Exactly `count` mono frames from the current position, or a `corrupt` error. A read that
+    /// reaches the file's end a few frames early is completed with silence (see
+    /// ``AudioFile/acceptsShortTail(decoded:declared:)``).
     func readMonoExactly(_ count: Int) throws -> [Float] {
         var output: [Float] = []
         output.reserveCapacity(count)
+        let start = Int(sf_seek(handle, 0, Int32(SEEK_CUR)))
         let got = try readMono(count, into: &output)
-        guard got == count else { throw truncated(at: got) }
+        if got < count {
+            guard start >= 0, AudioFile.acceptsShortTail(decoded: start + got, declared: info.frames),
+                  start + count == info.frames else { throw truncated(at: start + got) }
+            output.append(contentsOf: repeatElement(0, count: count - got))
+        }
         return output
+    }
+
+    /// Completes `output` with silence up to the header's frame count when the data ended
+    /// after `decodedFrames` frames and the shortfall is small enough to accept; throws the
+    /// `corrupt` error otherwise. `output` holds the frames of the current block.
+    func padShortTail(decodedFrames: Int, into output: inout [Float]) throws {
+        guard AudioFile.acceptsShortTail(decoded: decodedFrames, declared: info.frames) else {
+            throw truncated(at: decodedFrames)
+        }
+        output.append(contentsOf: repeatElement(0, count: info.frames - decodedFrames))
     }
 
     /// The error for data that ends before the header's frame count.

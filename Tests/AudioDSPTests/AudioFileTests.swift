@@ -190,6 +190,31 @@ final class AudioFileTests: XCTestCase {
         assertAudioError(flac, { if case .corrupt = $0 { true } else { false } }) { _ = try AudioFile.read(flac, sampleRate: 16000) }
     }
 
+    /// A file whose data ends a few frames before its header says (as in some Ogg Vorbis
+    /// files) reads with the header's length, the missing tail silent; a large shortfall is
+    /// a damaged file.
+    func testShortTailPolicy() throws {
+        XCTAssertTrue(AudioFile.acceptsShortTail(decoded: 2_747_769, declared: 2_747_873))
+        XCTAssertTrue(AudioFile.acceptsShortTail(decoded: 1000, declared: 1000))
+        XCTAssertFalse(AudioFile.acceptsShortTail(decoded: 1000, declared: 10_000))
+        XCTAssertFalse(AudioFile.acceptsShortTail(decoded: 0, declared: 100))
+
+        // A WAV with its last 100 frames cut off: whatever length the reader reports, the
+        // read gives exactly that many samples and the surviving ones unchanged.
+        let good = folder + "/whole.wav"
+        try AudioFile.write(good, samples: noise(20_000, seed: 4), sampleRate: 16000)
+        let samples = try AudioFile.read(good, sampleRate: 16000)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        let cut = folder + "/short.wav"
+        try bytes.prefix(bytes.count - 200).write(to: URL(fileURLWithPath: cut))
+        let info = try AudioFile.info(cut)
+        let read = try AudioFile.read(cut, sampleRate: 16000)
+        XCTAssertEqual(read.count, info.frames)
+        XCTAssertTrue(read.prefix(19_900) == samples.prefix(19_900), "the frames before the cut read unchanged")
+        let resampled = try AudioFile.read(cut, sampleRate: 8000)
+        XCTAssertEqual(resampled.count, info.length(atSampleRate: 8000))
+    }
+
     func testZeroLengthRatesAndChannelsGiveNamedErrors() throws {
         let silent = folder + "/zero.wav"
         try AudioFile.write(silent, samples: [], sampleRate: 16000)
