@@ -6,7 +6,7 @@
 #   more steps per second together than one after another), 5. bundles them with F16 weights.
 # Every stage resumes where it stopped (--resume), so rerunning after an interruption continues
 # instead of starting over; a finished stage is skipped. Takes about 3.5 hours on 2 cores
-# (the VQ-VAE 1.5 h, the priors 2 h); the priors' progress goes to $RUNS/<name>.log.
+# (the VQ-VAE 1.5 h, the priors 1.8 h); the priors' progress goes to $RUNS/<name>.log.
 #
 # Settings (environment): RUNS (run folders, default runs/default), OUT (bundle folder,
 # default models/default), SEED, and step budgets VQVAE_STEPS, PRIOR_STEPS, UPSAMPLER1_STEPS,
@@ -18,9 +18,9 @@ RUNS=${RUNS:-runs/default}
 OUT=${OUT:-models/default}
 SEED=${SEED:-1}
 VQVAE_STEPS=${VQVAE_STEPS:-2250}
-PRIOR_STEPS=${PRIOR_STEPS:-2000}
-UPSAMPLER1_STEPS=${UPSAMPLER1_STEPS:-2000}
-UPSAMPLER0_STEPS=${UPSAMPLER0_STEPS:-2000}
+PRIOR_STEPS=${PRIOR_STEPS:-1750}
+UPSAMPLER1_STEPS=${UPSAMPLER1_STEPS:-1750}
+UPSAMPLER0_STEPS=${UPSAMPLER0_STEPS:-1750}
 BIN=.build/release/jukebox
 SINGULARITY=/usr/share/games/singularity/music
 HYPERROGUE=/usr/share/hyperrogue/music
