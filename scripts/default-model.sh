@@ -5,8 +5,8 @@
 #   upsamplers side by side (one thread each: on 2 cores three single-threaded trainings make
 #   more steps per second together than one after another), 5. bundles them with F16 weights.
 # Every stage resumes where it stopped (--resume), so rerunning after an interruption continues
-# instead of starting over; a finished stage is skipped. Takes about 3.5 hours on 2 cores
-# (the VQ-VAE 1.5 h, the priors 1.8 h); the priors' progress goes to $RUNS/<name>.log.
+# instead of starting over; a finished stage is skipped. Takes about 4 hours on 2 cores
+# (here the VQ-VAE took 2.4 h beside other work, the priors 1.8 h); the priors' progress goes to $RUNS/<name>.log.
 #
 # Settings (environment): RUNS (run folders, default runs/default), OUT (bundle folder,
 # default models/default), SEED, and step budgets VQVAE_STEPS, PRIOR_STEPS, UPSAMPLER1_STEPS,

@@ -78,7 +78,7 @@ struct Sample: ParsableCommand {
 
             Examples:
               jukebox sample --seconds 20 --seed 3 -o out/song.wav
-              jukebox sample --model models/default --seconds 30 --artist hyperrogue --prime intro.ogg --prime-seconds 5 -o out/continued.wav
+              jukebox sample --model models/default --seconds 30 --artist "Shawn Parrotte" --prime intro.ogg --prime-seconds 5 -o out/continued.wav
               jukebox sample --seconds 60 --levels 2 -o out/top.codes.safetensors
             """)
 
