@@ -44,8 +44,23 @@ func runSamplingJob(_ sampler: MusicSampler, output: String) throws {
     let top = sampler.bundle.topLevel
     let meter = ProgressMeter(total: 1, plainInterval: 10)
     let started = Date()
+    // Per-level totals for the closing summary: a level ends at the last report before the
+    // next level's first one.
+    var levels: [(level: Int, tokens: Int, seconds: Double)] = []
+    var current = (level: -1, start: started, tokens: 0)
+    var last = (time: started, tokens: 0)
+    func closeLevel() {
+        if current.level >= 0 {
+            levels.append((current.level, last.tokens - current.tokens, last.time.timeIntervalSince(current.start)))
+        }
+    }
     let outcome = try reportingErrors {
         try sampler.run { p in
+            if p.level != current.level {
+                closeLevel()
+                current = (p.level, last.time, last.tokens)
+            }
+            last = (Date(), p.tokensDone)
             let eta = p.tokensPerSecond > 0 ? ProgressMeter.duration(Double(p.tokensTotal - p.tokensDone) / p.tokensPerSecond) : "?"
             let line = String(format: "level %d (%@) window %d/%d  %d/%d tokens  %.0f tokens/s  ETA %@", p.level,
                               p.level == top ? "prior" : "upsampler", p.window, p.windows, p.tokensDone, p.tokensTotal,
@@ -54,12 +69,19 @@ func runSamplingJob(_ sampler: MusicSampler, output: String) throws {
         }
     }
     meter.finish()
+    closeLevel()
+    for l in levels where l.tokens > 0 {
+        printError(String(format: "level %d (%@): %d tokens in %@, %.0f tokens/s", l.level, l.level == top ? "prior" : "upsampler",
+                          l.tokens, ProgressMeter.duration(l.seconds), Double(l.tokens) / max(l.seconds, 1e-9)))
+    }
     switch outcome {
     case .interrupted:
         printError("interrupted; finished windows are saved in \(sampler.jobPath); continue with the same command and --resume")
         throw ExitCode(130)
     case .finished(let codes):
+        let decodeStart = Date()
         let written = try reportingErrors { try SamplingOutput.write(codes, to: output, bundle: sampler.bundle) }
+        printError(String(format: "decoded and written in %@", ProgressMeter.duration(Date().timeIntervalSince(decodeStart))))
         printError(String(format: "wrote %@ in %@", written.joined(separator: ", "), ProgressMeter.duration(Date().timeIntervalSince(started))))
     }
 }
