@@ -3,6 +3,11 @@
 // much as the job; here one helper thread per extra core spins on an atomic counter between
 // jobs and picks the next one up within a fraction of a microsecond. After about 50 µs without
 // work it parks on a condition, so an idle team costs nothing.
+//
+// Parts are claimed from an atomic counter rather than tied to threads: on a busy machine a
+// helper that the scheduler has not run yet leaves its part to the caller instead of making
+// the caller wait a whole time slice for it. Each part still runs exactly once, so per-part
+// scratch stays private and results do not depend on which thread ran a part.
 
 import Foundation
 import Synchronization
@@ -51,17 +56,22 @@ public final class SpinTeam: @unchecked Sendable {
 
 /// What the caller and the helpers share.
 private final class TeamState: @unchecked Sendable {
-    let generation = Atomic<Int>(0)
-    /// Parts finished by helpers since the start: `generation × helpers` when a job is done.
+    /// The current job's number (high bits) and its next unclaimed part (low `partBits` bits):
+    /// one atomic word, so a part can only be claimed for the job that is running.
+    let ticket = Atomic<Int>(0)
+    static let partBits = 20
+    static let partMask = (1 << partBits) - 1
+    /// Parts of the current job finished so far.
     let finished = Atomic<Int>(0)
-    let helpers: Int
+    let parts: Int
     let parked = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let condition = NSCondition()
+    /// The current job; read only by a thread holding one of its parts, which keeps it set.
     var job: ((Int) -> Void)?
 
     init(helpers: Int) {
-        self.helpers = helpers
+        parts = helpers + 1
     }
 
     func stop() {
@@ -71,17 +81,41 @@ private final class TeamState: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Claims a part of job `number`, or returns nil when it has none left or is over.
+    private func claim(_ number: Int) -> Int? {
+        var current = ticket.load(ordering: .acquiring)
+        while current >> Self.partBits == number && current & Self.partMask < parts {
+            let (exchanged, original) = ticket.compareExchange(expected: current, desired: current + 1,
+                                                               ordering: .acquiringAndReleasing)
+            if exchanged { return current & Self.partMask }
+            current = original
+        }
+        return nil
+    }
+
+    /// Runs parts of job `number` until none is left.
+    private func work(_ number: Int) {
+        while let part = claim(number) {
+            job!(part)
+            finished.add(1, ordering: .releasing)
+        }
+    }
+
     func run(_ body: @escaping (Int) -> Void) {
+        // The previous job's parts were all finished before its run returned, so no helper
+        // holds one and the job and counter can be replaced.
         job = body
-        let g = generation.add(1, ordering: .sequentiallyConsistent).newValue
+        finished.store(0, ordering: .relaxed)
+        let number = (ticket.load(ordering: .relaxed) >> Self.partBits) + 1
+        ticket.store(number << Self.partBits, ordering: .sequentiallyConsistent)
         if parked.load(ordering: .sequentiallyConsistent) > 0 {
             condition.lock()
             condition.broadcast()
             condition.unlock()
         }
-        body(0)
+        work(number)
         var spins = 0
-        while finished.load(ordering: .acquiring) != g * helpers {
+        while finished.load(ordering: .acquiring) != parts {
             spins += 1
             if spins > 4096 { sched_yield() }
         }
@@ -93,13 +127,14 @@ private final class TeamState: @unchecked Sendable {
         let spinLimit = 200_000   // about 50 µs of polling before parking
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
+            while ticket.load(ordering: .acquiring) >> Self.partBits == seen {
                 if stopping.load(ordering: .relaxed) { return }
                 spins += 1
                 if spins > spinLimit {
                     condition.lock()
                     parked.add(1, ordering: .sequentiallyConsistent)
-                    while generation.load(ordering: .sequentiallyConsistent) == seen && !stopping.load(ordering: .relaxed) {
+                    while ticket.load(ordering: .sequentiallyConsistent) >> Self.partBits == seen
+                            && !stopping.load(ordering: .relaxed) {
                         condition.wait()
                     }
                     parked.subtract(1, ordering: .sequentiallyConsistent)
@@ -108,9 +143,10 @@ private final class TeamState: @unchecked Sendable {
                 }
             }
             if stopping.load(ordering: .relaxed) { return }
-            seen = generation.load(ordering: .acquiring)
-            job?(index)
-            finished.add(1, ordering: .releasing)
+            // A helper that wakes late may find its job done or the next one begun; it only
+            // runs parts it claims for the job that is running.
+            seen = ticket.load(ordering: .acquiring) >> Self.partBits
+            work(seen)
         }
     }
 }
