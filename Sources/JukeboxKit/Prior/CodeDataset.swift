@@ -1,7 +1,10 @@
 // Training data of a prior: the codes of every song at the prior's level (and the level above
 // for an upsampler), from code files made by `jukebox encode` or from audio encoded once with
-// the VQ-VAE and cached in the run folder. Songs are split 90/10 by the same path hash as the
-// audio dataset, so the held-out songs are the VQ-VAE's held-out songs.
+// the VQ-VAE and cached in the run folder. Songs are split 90/10 by the audio dataset's hash
+// of the song's file name. The audio dataset hashes the path relative to its training folder,
+// which is the file name for songs directly in that folder: those held out from the VQ-VAE are
+// held out here too. Songs in subfolders (singularity-music's win/ and lose/) may fall on
+// different sides; the shipped priors hold out 5 songs, the VQ-VAE's 3 among them.
 
 import Foundation
 import TensorCore
