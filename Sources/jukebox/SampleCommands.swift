@@ -8,7 +8,7 @@ let defaultModelPath = "models/default"
 
 /// Options shared by `sample` and `upsample`.
 struct SamplingFlags: ParsableArguments {
-    @Option(help: "Model bundle folder (default: \(defaultModelPath) when it exists).")
+    @Option(help: "Model bundle folder (default: \(defaultModelPath) in the current folder or in the checkout jukebox was built in).")
     var model: String?
 
     @Option(help: "Seed: the same seed and flags give the same output bit for bit.")
@@ -30,11 +30,26 @@ struct SamplingFlags: ParsableArguments {
     var resume = false
 
     func bundle() throws -> ModelBundle {
-        let path = model ?? defaultModelPath
-        if model == nil && !FileManager.default.fileExists(atPath: path + "/bundle.json") {
+        if let model { return try ModelBundle(path: model) }
+        guard let path = Self.defaultModel() else {
             throw ConfigError("no --model given and \(defaultModelPath) does not exist; train one (make default-model) or pass --model DIR")
         }
         return try ModelBundle(path: path)
+    }
+
+    /// `models/default` in the current folder, else in the checkout the executable was built
+    /// in (it lives in `.build/<triple>/release/`), so `jukebox sample` works from anywhere.
+    static func defaultModel() -> String? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: defaultModelPath + "/bundle.json") { return defaultModelPath }
+        guard let executable = Foundation.Bundle.main.executableURL else { return nil }
+        var folder = executable.resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            folder = folder.deletingLastPathComponent()
+            let candidate = folder.appendingPathComponent(defaultModelPath).path
+            if fm.fileExists(atPath: candidate + "/bundle.json") { return candidate }
+        }
+        return nil
     }
 }
 

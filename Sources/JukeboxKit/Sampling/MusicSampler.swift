@@ -126,7 +126,9 @@ public final class MusicSampler {
             generator = RandomGenerator(stateWords: words)
         } else {
             if fm.fileExists(atPath: jobPath) {
-                throw ConfigError("\(jobPath): an unfinished job is there; pass --resume to continue it, or delete it to start over")
+                let what = !jobPath.hasSuffix(".job.codes.safetensors") ? "the output is already there (a finished or an unfinished job)"
+                                                             : "an unfinished job is there"
+                throw ConfigError("\(jobPath): \(what); pass --resume to continue a job, or delete the file to start over")
             }
             generator = RandomGenerator(seed: request.seed)
             codes = try MusicSampler.initialCodes(request, bundle: bundle)
