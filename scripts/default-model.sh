@@ -104,7 +104,7 @@ fi
 rm -rf "$OUT.tmp"
 "$BIN" bundle --vqvae "$VQVAE" --prior "$RUNS/prior2/checkpoint.safetensors" \
     --upsampler "$RUNS/upsampler1/checkpoint.safetensors" --upsampler "$RUNS/upsampler0/checkpoint.safetensors" \
-    --half -o "$OUT.tmp"
+    --half --artist "Max McCracken" -o "$OUT.tmp"
 mkdir -p "$OUT"
 mv -f "$OUT.tmp"/* "$OUT"/
 rmdir "$OUT.tmp"

@@ -249,9 +249,13 @@ struct Bundle: ParsableCommand {
     @Flag(help: "Store weights as 16-bit floats (half the size; loaded as 32-bit).")
     var half = false
 
+    @Option(help: "Artist that sampling conditions on when none is given (default: the first the prior knows).")
+    var artist: String?
+
     func run() throws {
         try reportingErrors {
-            try ModelBundle.assemble(vqvae: vqvae, priors: [prior] + upsampler, into: output, storeAs: half ? .f16 : .f32)
+            try ModelBundle.assemble(vqvae: vqvae, priors: [prior] + upsampler, into: output, storeAs: half ? .f16 : .f32,
+                                     defaultArtist: artist)
         }
         printError("bundle written to \(output)")
     }

@@ -93,9 +93,10 @@ public final class ModelBundle {
     }
 
     /// Assembles a bundle in `directory` from training checkpoints, storing weights as
-    /// `storeAs` (F16 halves the size) and leaving optimizer state behind.
+    /// `storeAs` (F16 halves the size) and leaving optimizer state behind. `defaultArtist` is
+    /// what sampling conditions on when no artist is given (default: the first known one).
     public static func assemble(vqvae vqvaePath: String, priors priorPaths: [String], into directory: String,
-                                storeAs: SafetensorsDType = .f32) throws {
+                                storeAs: SafetensorsDType = .f32, defaultArtist: String? = nil) throws {
         let vqvae = try VQVAE.load(vqvaePath)
         var loaded: [(path: String, prior: Prior)] = []
         for p in priorPaths {
@@ -106,6 +107,11 @@ public final class ModelBundle {
             loaded.append((p, prior))
         }
         try check(vqvae: vqvae, priors: loaded.map(\.prior), source: "bundle")
+        let top = loaded.first { $0.prior.config.level == vqvae.config.levels - 1 }!.prior
+        var artist = top.vocabulary.artists.count > 1 ? top.vocabulary.artists[1] : LabelVocabulary.unknown
+        if let defaultArtist {
+            artist = top.vocabulary.artists[Int(try top.vocabulary.artistID(defaultArtist))]
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // VQ-VAE: weights and codebooks, its metadata, no training state.
         let source = try Checkpoint.read(vqvaePath, kind: "vqvae")
@@ -124,11 +130,10 @@ public final class ModelBundle {
                                  metadata: metadata, storeAs: storeAs)
             files[String(prior.config.level)] = name
         }
-        let top = loaded.first { $0.prior.config.level == vqvae.config.levels - 1 }!.prior
         let manifest = BundleManifest(sampleRate: vqvae.config.sampleRate, hops: vqvae.hops, codebookSize: vqvae.config.lBins,
                                       vqvae: "vqvae.safetensors", vqvaeDigest: vqvae.identity, priors: files,
                                       labels: top.vocabulary,
-                                      defaultArtist: top.vocabulary.artists.count > 1 ? top.vocabulary.artists[1] : LabelVocabulary.unknown)
+                                      defaultArtist: artist)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
