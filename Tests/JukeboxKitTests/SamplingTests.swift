@@ -152,6 +152,7 @@ final class SamplingTests: XCTestCase {
         let out = temporaryDirectory("upsample")
         _ = try sample(request(levels: [2], bundle: bundle), bundle: bundle, output: out + "/top.codes.safetensors")
         let top = try CodeFile.read(out + "/top.codes.safetensors")
+        XCTAssertEqual(top.levels.keys.sorted(), [2], "a top-level job's file holds only the top level")
         var r = request(levels: [1, 0], bundle: bundle)
         r.upsampleFrom = out + "/top.codes.safetensors"
         _ = try sample(r, bundle: bundle, output: out + "/full.codes.safetensors")

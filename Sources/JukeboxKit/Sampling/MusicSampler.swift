@@ -269,6 +269,14 @@ public final class MusicSampler {
             }
         }
         var result = codes
+        // Levels that were neither sampled nor given hold placeholders: leave them out, so a
+        // `--levels 2` file is a top-level file that `upsample` completes.
+        if request.upsampleFrom == nil {
+            for level in 0..<bundle.vqvae.config.levels where !request.levels.contains(level) {
+                result.levels[level] = nil
+                result.lengths[level] = nil
+            }
+        }
         result.extra = ["artist": request.artist, "genres": request.genres.joined(separator: ","),
                         "seed": String(request.seed)]
         return .finished(result)
