@@ -71,6 +71,7 @@ func runSamplingJob(_ sampler: MusicSampler, output: String) throws {
     }
     let outcome = try reportingErrors {
         try sampler.run { p in
+            if current.level < 0 { last.tokens = p.tokensBeforeRun }
             if p.level != current.level {
                 closeLevel()
                 current = (p.level, last.time, last.tokens)

@@ -62,12 +62,15 @@ public struct SamplingProgress {
     public var level: Int
     public var window: Int
     public var windows: Int
-    /// New tokens sampled so far in this run, and in the whole job.
+    /// Tokens of the job sampled so far (including windows finished before a resume), and in
+    /// the whole job.
     public var tokensDone: Int
     public var tokensTotal: Int
     public var tokensPerSecond: Double
     /// True right after a window was completed and saved.
     public var windowFinished: Bool
+    /// Tokens that were already done when this run started (0 unless resumed).
+    public var tokensBeforeRun: Int = 0
 }
 
 /// How a sampling job ended.
@@ -254,7 +257,7 @@ public final class MusicSampler {
                         let rate = Double(tokensDone + count * request.batch - startDone) / Swift.max(Date().timeIntervalSince(clock), 1e-9)
                         progress(SamplingProgress(level: level, window: index + 1, windows: all.count,
                                                   tokensDone: tokensDone + count * request.batch, tokensTotal: tokensTotal,
-                                                  tokensPerSecond: rate, windowFinished: false))
+                                                  tokensPerSecond: rate, windowFinished: false, tokensBeforeRun: startDone))
                         return !Interrupt.requested
                     }
                 }
@@ -264,7 +267,8 @@ public final class MusicSampler {
                 try saveJob()
                 let rate = Double(tokensDone - startDone) / Swift.max(Date().timeIntervalSince(clock), 1e-9)
                 progress(SamplingProgress(level: level, window: index + 1, windows: all.count, tokensDone: tokensDone,
-                                          tokensTotal: tokensTotal, tokensPerSecond: rate, windowFinished: true))
+                                          tokensTotal: tokensTotal, tokensPerSecond: rate, windowFinished: true,
+                                          tokensBeforeRun: startDone))
                 if Interrupt.requested { return .interrupted }
             }
         }
