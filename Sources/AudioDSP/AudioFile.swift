@@ -309,9 +309,9 @@ final class SoundFileReader {
         let start = Int(sf_seek(handle, 0, Int32(SEEK_CUR)))
         let got = try readMono(count, into: &output)
         if got < count {
-            guard start >= 0, AudioFile.acceptsShortTail(decoded: start + got, declared: info.frames),
-                  start + count == info.frames else { throw truncated(at: start + got) }
-            output.append(contentsOf: repeatElement(0, count: count - got))
+            // Only a read that was meant to reach the end may be completed.
+            guard start >= 0, start + count == info.frames else { throw truncated(at: start + got) }
+            try padShortTail(decodedFrames: start + got, into: &output)
         }
         return output
     }

@@ -72,10 +72,7 @@ extension Tensor {
         let scores = scratch                                  // (rows, keys)
         let inverseSums = scratch + rows * keys               // (rows)
         let blocks = plan.visibleBlocks(firstRow: i0, rows: rows, keys: keys)
-        for (r0, n, j0, width) in blocks {
-            gemm(transB: true, m: n, n: width, k: D, alpha: plan.scale, a: qh + (i0 + r0) * HD, lda: HD,
-                 b: kh + j0 * HD, ldb: HD, c: scores + r0 * keys + j0, ldc: keys)
-        }
+        blockScores(blocks, plan: plan, q: qh, k: kh, firstRow: i0, into: scores, keys: keys)
         for r in 0..<rows {
             let row = scores + r * keys, visible = plan.visible(row: i0 + r, keys: keys)
             (row + visible).update(repeating: 0, count: keys - visible)
@@ -121,10 +118,7 @@ extension Tensor {
                 // in p and dp is never read.
                 let blocks = plan.visibleBlocks(firstRow: i0, rows: rows, keys: keys)
                 // Recompute P from the saved log-sum-exp.
-                for (r0, n, j0, width) in blocks {
-                    gemm(transB: true, m: n, n: width, k: D, alpha: plan.scale, a: qh + (i0 + r0) * HD, lda: HD,
-                         b: kh + j0 * HD, ldb: HD, c: p + r0 * keys + j0, ldc: keys)
-                }
+                blockScores(blocks, plan: plan, q: qh, k: kh, firstRow: i0, into: p, keys: keys)
                 for r in 0..<rows {
                     let row = p + r * keys, visible = plan.visible(row: i0 + r, keys: keys)
                     _ = Kernels.exponentiate(row, count: visible, subtracting: lseh[i0 + r])
@@ -162,6 +156,18 @@ extension Tensor {
                     }
                 }
             }
+        }
+    }
+
+    /// Scores `scale · q kᵀ` of query rows `i0 + r` against the keys of the visible `blocks`,
+    /// into `scores` (rows, keys); entries outside the blocks are left as they were.
+    @inline(__always)
+    private static func blockScores(_ blocks: [(row: Int, rows: Int, key: Int, keys: Int)], plan: AttentionPlan,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, firstRow i0: Int,
+                                    into scores: UnsafeMutablePointer<Float>, keys: Int) {
+        for (r0, n, j0, width) in blocks {
+            gemm(transB: true, m: n, n: width, k: plan.D, alpha: plan.scale, a: q + (i0 + r0) * plan.HD, lda: plan.HD,
+                 b: k + j0 * plan.HD, ldb: plan.HD, c: scores + r0 * keys + j0, ldc: keys)
         }
     }
 
