@@ -15,7 +15,7 @@ ifneq (,$(findstring j,$(filter-out --%,$(MAKEFLAGS))))
 export JUKEBOX_THREADS := 1
 endif
 
-.PHONY: all deps build test demo samples continue default-model bench clean
+.PHONY: all deps build test test-matrix demo samples continue default-model bench clean
 
 all: build
 
@@ -30,6 +30,20 @@ build: deps
 test: deps
 	$(SWIFT) build -c release
 	$(SWIFT) test -c release
+
+# The suite under each environment that changes which kernels run, to catch results that hold
+# only for one set of kernels: as it is; with OpenBLAS choosing its kernels itself
+# (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset); with the Haswell kernels, whose blocking once
+# made chunked encoding depend on chunk boundaries; on one thread; and with the float16
+# sampling kernels off (the path CPUs without F16C take). `make test` stays what CI runs.
+test-matrix: deps
+	$(SWIFT) build -c release
+	$(SWIFT) test -c release
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(SWIFT) test -c release
+	OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=512 $(SWIFT) test -c release
+	JUKEBOX_THREADS=1 $(SWIFT) test -c release
+	JUKEBOX_HALF_KERNELS=off $(SWIFT) test -c release
+	@echo "test-matrix: all five runs passed"
 
 # Generates 10 s of music with the shipped model.
 demo: build

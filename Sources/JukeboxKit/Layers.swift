@@ -25,9 +25,10 @@ public final class Conv1d: Module {
         self.dilation = dilation
     }
 
-    /// `x (B, T, Cin)` → `(B, Tout, Cout)`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.conv1d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+    /// `x (B, T, Cin)` → `(B, Tout, Cout)`. `origin` is x's position in a longer signal that
+    /// is run in windows (a multiple of the stride); the output's is `origin / stride`.
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
+        Tensor.conv1d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, origin: origin)
     }
 
     public func namedParameters() -> [NamedParameter] { [("weight", weight), ("bias", bias)] }
@@ -57,9 +58,10 @@ public final class ConvTranspose1d: Module {
         self.padding = padding
     }
 
-    /// `x (B, T, Cin)` → `(B, (T−1)·stride − 2·padding + K, Cout)`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.convTranspose1d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    /// `x (B, T, Cin)` → `(B, (T−1)·stride − 2·padding + K, Cout)`. `origin` is x's position in
+    /// a longer signal that is run in windows; the output's is `origin · stride`.
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
+        Tensor.convTranspose1d(x, weight: weight, bias: bias, stride: stride, padding: padding, origin: origin)
     }
 
     public func namedParameters() -> [NamedParameter] { [("weight", weight), ("bias", bias)] }

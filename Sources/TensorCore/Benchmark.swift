@@ -82,6 +82,34 @@ public enum Benchmark {
         return times[times.count / 2]
     }
 
+    /// Median seconds of each body, run in turns (a, b, a, b, …) after one untimed round, so
+    /// that load from other processes falls on all of them alike and their ratio holds up.
+    public static func interleavedMedians(repeats: Int = 5, _ bodies: [() -> Void]) -> [Double] {
+        for body in bodies { body() }
+        var times = [[Double]](repeating: [], count: bodies.count)
+        for _ in 0..<Swift.max(1, repeats) {
+            for (i, body) in bodies.enumerated() {
+                let t0 = now()
+                body()
+                times[i].append(now() - t0)
+            }
+        }
+        return times.map { $0.sorted()[$0.count / 2] }
+    }
+
+    /// Raw cblas_sgemm on an (M × K) @ (K × N) product with OpenBLAS threaded on every core:
+    /// a body for ``interleavedMedians(repeats:_:)``. Its buffers live as long as the body.
+    public static func rawSgemm(m: Int, n: Int, k: Int) -> () -> Void {
+        let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
+        let c = Tensor(uninitializedShape: [m, n])
+        return {
+            Threading.withNativeBLASThreading {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a.data, Int32(k),
+                            b.data, Int32(n), 0, c.data, Int32(n))
+            }
+        }
+    }
+
     /// GFLOP/s of raw cblas_sgemm on an (M × K) @ (K × N) product, median of a few runs, with
     /// OpenBLAS threaded on every core as it is out of the box.
     public static func sgemmGflops(m: Int, n: Int, k: Int, repeats: Int = 5) -> Double {

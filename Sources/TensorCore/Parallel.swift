@@ -64,7 +64,13 @@ public enum Threading {
         openblas_set_num_threads(Int32(Parallel.coreCount))
         defer {
             nativeBLAS = previous
-            if !previous { openblas_set_num_threads(1) }
+            if !previous {
+                // Back to one thread, and stop the workers: an idle OpenBLAS worker spins for
+                // about 0.1 s, and on two cores that halved the speed of the Dispatch-split
+                // products that followed (matmul-1024 right after a threaded sgemm: ratio 0.5).
+                openblas_set_num_threads(1)
+                _ = blas_thread_shutdown_()
+            }
         }
         return try body()
     }

@@ -95,6 +95,62 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A window of a signal run with its `origin` gives, for every output row whose inputs all
+    /// lie inside the window, exactly the whole signal's row (bit for bit), for windows that
+    /// start and end anywhere on the stride's grid. Tile sizes here are not powers of two
+    /// (40 channels: 204-row tiles), and the windows cut tiles at both ends.
+    func testWindowsWithOriginEqualTheWholeSignal() {
+        var d = TestData(seed: 19)
+        let (T, Cin, Cout) = (1500, 24, 40)
+        let x = d.floats(T * Cin), w3 = d.floats(3 * Cin * Cout), w4 = d.floats(4 * Cin * Cout), b = d.floats(Cout)
+        let wInner = d.floats(3 * Cin * Cout), bInner = d.floats(Cout), wOuter = d.floats(Cout * Cin), bOuter = d.floats(Cin)
+        func window(_ lo: Int, _ hi: Int) -> Tensor { Tensor(Array(x[(lo * Cin)..<(hi * Cin)]), shape: [1, hi - lo, Cin]) }
+        func rows(_ t: Tensor, _ r: Range<Int>, _ C: Int) -> [UInt32] { t.array[(r.lowerBound * C)..<(r.upperBound * C)].map(\.bitPattern) }
+        // (stride, padding, dilation, relu): a dilated conv, a strided one, and the fused relu form.
+        for (s, p, dil, relu) in [(1, 9, 9, false), (2, 1, 1, false), (1, 3, 3, true)] {
+            let K = s == 2 ? 4 : 3, w = s == 2 ? w4 : w3
+            func conv(_ input: Tensor, origin: Int) -> Tensor {
+                Tensor.conv1d(input, weight: Tensor(w, shape: [K, Cin, Cout]), bias: Tensor(b, shape: [Cout]), stride: s,
+                              padding: p, dilation: dil, inputActivation: relu ? .relu : .none, origin: origin)
+            }
+            let whole = conv(window(0, T), origin: 0)
+            for (lo, hi) in [(2, 1498), (410, 1000), (618, 1222), (1000, 1500)] {
+                let part = conv(window(lo, hi), origin: lo)
+                // Output rows of the window whose taps all read inside it.
+                let inside = ((p + s - 1) / s)..<((hi - lo - 1 - (K - 1) * dil + p) / s + 1)
+                XCTAssertEqual(rows(part, inside, Cout), rows(whole, (inside.lowerBound + lo / s)..<(inside.upperBound + lo / s), Cout),
+                               "conv1d stride \(s) dilation \(dil) relu \(relu), window \(lo)..<\(hi)")
+            }
+        }
+        do {   // The transposed convolution of the decoder: kernel 4, stride 2, padding 1.
+            func convT(_ input: Tensor, origin: Int) -> Tensor {
+                Tensor.convTranspose1d(input, weight: Tensor(w4, shape: [4, Cin, Cout]), bias: Tensor(b, shape: [Cout]),
+                                       stride: 2, padding: 1, origin: origin)
+            }
+            let whole = convT(window(0, T), origin: 0)
+            for (lo, hi) in [(1, 1499), (333, 1000), (700, 1500)] {
+                let part = convT(window(lo, hi), origin: lo)
+                let inside = 3..<(2 * (hi - lo) - 3)   // rows fed by window rows only
+                XCTAssertEqual(rows(part, inside, Cout), rows(whole, (inside.lowerBound + 2 * lo)..<(inside.upperBound + 2 * lo), Cout),
+                               "convTranspose1d window \(lo)..<\(hi)")
+            }
+        }
+        do {   // The residual block's one-pass inference.
+            func block(_ input: Tensor, origin: Int) -> Tensor {
+                Tensor.residualBlock(input, innerWeight: Tensor(wInner, shape: [3, Cin, Cout]), innerBias: Tensor(bInner, shape: [Cout]),
+                                     dilation: 27, outerWeight: Tensor(wOuter, shape: [1, Cout, Cin]),
+                                     outerBias: Tensor(bOuter, shape: [Cin]), origin: origin)
+            }
+            let whole = block(window(0, T), origin: 0)
+            for (lo, hi) in [(5, 1490), (400, 1111)] {
+                let part = block(window(lo, hi), origin: lo)
+                let inside = 27..<(hi - lo - 27)
+                XCTAssertEqual(rows(part, inside, Cin), rows(whole, (inside.lowerBound + lo)..<(inside.upperBound + lo), Cin),
+                               "residualBlock window \(lo)..<\(hi)")
+            }
+        }
+    }
+
     /// Gradients of the tiled backward on inputs long enough for many tiles on several threads,
     /// against direct sums: dW[k] = Σₜ act(x)[partner]ᵀ g[t], dX[i] = act′(x[i]) Σ g[t] W[k]ᵀ over
     /// the (t, k) that read row i, and the residual's gradient is g itself.

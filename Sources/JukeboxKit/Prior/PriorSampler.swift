@@ -73,8 +73,19 @@ public enum SamplingPrecision: String, Sendable, CaseIterable {
     /// Float16 where the CPU runs HalfKernels, else Float32.
     public static var fastest: SamplingPrecision { halfKernelsAvailable ? .float16 : .float32 }
 
-    /// Whether this CPU has the instructions HalfKernels is compiled for.
-    public static let halfKernelsAvailable = jukebox_cpu_has_avx2_fma_f16c() != 0
+    /// Whether the float16 path can run: this CPU has the instructions HalfKernels is compiled
+    /// for, and the environment does not switch it off.
+    public static let halfKernelsAvailable = halfKernelsUnavailableReason == nil
+
+    /// Why the float16 path cannot run here, or nil. `JUKEBOX_HALF_KERNELS=off` in the
+    /// environment forces the Float32 path that CPUs without F16C take, so that path can be
+    /// tested on any machine (`make test-matrix`).
+    public static let halfKernelsUnavailableReason: String? = {
+        if ProcessInfo.processInfo.environment["JUKEBOX_HALF_KERNELS"] == "off" {
+            return "the half-precision kernels are switched off (JUKEBOX_HALF_KERNELS=off)"
+        }
+        return jukebox_cpu_has_avx2_fma_f16c() != 0 ? nil : "this CPU lacks the AVX2, FMA and F16C instructions they need"
+    }()
 }
 
 /// Float16 copies of one layer's weight matrices.
@@ -106,7 +117,7 @@ public final class PriorSampler {
 
     public init(prior: Prior, batch: Int, precision: SamplingPrecision = .fastest) {
         precondition(precision == .float32 || SamplingPrecision.halfKernelsAvailable,
-                     "PriorSampler: this CPU lacks the AVX2/FMA/F16C instructions of the float16 path")
+                     "PriorSampler: float16 cannot run: \(SamplingPrecision.halfKernelsUnavailableReason ?? "")")
         let c = prior.config
         self.prior = prior
         self.batch = batch

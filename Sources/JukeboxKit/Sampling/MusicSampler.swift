@@ -165,7 +165,7 @@ public final class MusicSampler {
             throw ConfigError("--precision '\(r.precision)' is not one of float16, float32")
         }
         if precision == .float16 && !SamplingPrecision.halfKernelsAvailable {
-            throw ConfigError("--precision float16 needs a CPU with AVX2, FMA and F16C; use float32")
+            throw ConfigError("--precision float16 cannot run: \(SamplingPrecision.halfKernelsUnavailableReason ?? "unknown"); use float32")
         }
         if r.primeSamples >= r.samples { throw ConfigError("--prime-seconds must be shorter than --seconds") }
     }

@@ -7,6 +7,7 @@
 // kSum (bins, W) and kElem (bins) the EMA state.
 
 import Foundation
+import CBLAS
 import TensorCore
 
 /// Figures from one quantisation step, for progress and metrics.
@@ -37,8 +38,8 @@ public final class Bottleneck {
     /// False until the first training batch has initialised the codebook.
     public var initialized = false
 
-    /// Rows quantised per sgemm: bounds the distance matrix to 4096 × bins floats.
-    static let rowBlock = 4096
+    /// Rows quantised per sgemm, on a grid of blocks fixed to the whole sequence.
+    static let rowBlock = 128
 
     public init(bins: Int, width: Int, mu: Float, threshold: Float) {
         self.bins = bins
@@ -51,9 +52,18 @@ public final class Bottleneck {
     }
 
     /// Index of the nearest code for each of `rows` latents at `x` (rows × W), and the mean
-    /// squared distance.
-    public func quantize(_ x: UnsafePointer<Float>, rows: Int) -> (codes: [Int32], fit: Float) {
-        let (W, K) = (width, bins)
+    /// squared distance. `origin` is the first row's position in a longer sequence quantised in
+    /// windows.
+    ///
+    /// The distances come from sgemm, whose last bits for a row can depend on the call's shape
+    /// and the row's place in it (see `Tensor+Conv1d.swift`), and a code flips where two
+    /// distances tie within that rounding. So the rows go in blocks of `rowBlock` on a grid
+    /// counted from the whole sequence's start, each one product of the same shape (a block
+    /// reaching past the ends is zero-padded): a row gets the same code in any window, on any
+    /// thread count.
+    public func quantize(_ x: UnsafePointer<Float>, rows: Int, origin: Int = 0) -> (codes: [Int32], fit: Float) {
+        precondition(origin >= 0, "quantize: origin \(origin) is negative")
+        let (W, K, R) = (width, bins, Bottleneck.rowBlock)
         var norms = [Float](repeating: 0, count: K)
         for j in 0..<K {
             let row = codebook.data + j * W
@@ -61,37 +71,49 @@ public final class Bottleneck {
             for c in 0..<W { s += row[c] * row[c] }
             norms[j] = s
         }
+        let first = -(origin % R), blocks = (rows - first + R - 1) / R
         var codes = [Int32](repeating: 0, count: rows)
-        var totalFit = 0.0
-        let block = Swift.min(Bottleneck.rowBlock, Swift.max(rows, 1))
-        let distances = UnsafeMutablePointer<Float>.allocate(capacity: block * K)
-        defer { distances.deallocate() }
-        for start in stride(from: 0, to: rows, by: block) {
-            let n = Swift.min(block, rows - start)
-            // distances = −2 x kᵀ, then + |k|² per column; |x|² is the same for every code.
-            Kernels.sgemm(transB: true, m: n, n: K, k: W, alpha: -2, a: x + start * W, lda: W,
-                          b: codebook.data, ldb: W, c: distances, ldc: K)
-            codes.withUnsafeMutableBufferPointer { out in norms.withUnsafeBufferPointer { nk in
-                Parallel.forRanges(n, grain: Swift.max(1, 1 << 15 / K)) { r in
-                    for i in r {
-                        let d = distances + i * K
-                        var best = d[0] + nk[0], bestJ = 0
-                        for j in 1..<K {
-                            let v = d[j] + nk[j]
-                            if v < best { best = v; bestJ = j }
+        // fits[block]: Σ over its rows of the squared distance to the chosen code.
+        var fits = [Double](repeating: 0, count: blocks)
+        codes.withUnsafeMutableBufferPointer { out in fits.withUnsafeMutableBufferPointer { fit in
+            norms.withUnsafeBufferPointer { nk in
+                Parallel.forRanges(blocks, grain: Swift.max(1, (1 << 21) / (R * K * W))) { range in
+                    // distances (R, K) = −2 x kᵀ; xs (R, W) a zero-padded block at the ends.
+                    let distances = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
+                    let xs = UnsafeMutablePointer<Float>.allocate(capacity: R * W)
+                    defer { distances.deallocate(); xs.deallocate() }
+                    for block in range {
+                        let lo = first + block * R
+                        let valid = (lo..<(lo + R)).clamped(to: 0..<rows)
+                        var a = x + lo * W
+                        if valid.count < R {
+                            xs.update(repeating: 0, count: R * W)
+                            (xs + (valid.lowerBound - lo) * W).update(from: x + valid.lowerBound * W, count: valid.count * W)
+                            a = UnsafePointer(xs)
                         }
-                        out[start + i] = Int32(bestJ)
-                        d[0] = best   // keep the minimum for the fit
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(R), Int32(K), Int32(W), -2, a, Int32(W),
+                                    codebook.data, Int32(W), 0, distances, Int32(K))
+                        var sum = 0.0
+                        for i in valid {
+                            // |x|² is the same for every code: the nearest minimises −2 x·k + |k|².
+                            let d = distances + (i - lo) * K
+                            var best = d[0] + nk[0], bestJ = 0
+                            for j in 1..<K {
+                                let v = d[j] + nk[j]
+                                if v < best { best = v; bestJ = j }
+                            }
+                            out[i] = Int32(bestJ)
+                            let xi = x + i * W
+                            var sq: Float = 0
+                            for c in 0..<W { sq += xi[c] * xi[c] }
+                            sum += Double(best + sq)
+                        }
+                        fit[block] = sum
                     }
                 }
-            } }
-            for i in 0..<n {
-                let xi = x + (start + i) * W
-                var sq: Float = 0
-                for c in 0..<W { sq += xi[c] * xi[c] }
-                totalFit += Double(distances[i * K] + sq)
             }
-        }
+        } }
+        let totalFit = fits.reduce(0, +)
         return (codes, Float(totalFit / Double(Swift.max(rows, 1)) / Double(W)))
     }
 

@@ -24,15 +24,16 @@ public final class ResConvBlock: Module {
     /// Both relus run inside the convolutions and the residual add inside the second, so the
     /// graph keeps two tensors per block (the inner activation and the result) instead of five;
     /// without a graph the inner activation never leaves the cache (`Tensor.residualBlock`).
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `origin` is x's position in a longer signal run in windows (see `Tensor.conv1d`).
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
         guard resScale == 1 else {
             // h (B, T, innerWidth)
             let h = Tensor.conv1d(x, weight: conv3.weight, bias: conv3.bias, padding: conv3.padding,
-                                  dilation: conv3.dilation, inputActivation: .relu)
-            return x + Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu) * resScale
+                                  dilation: conv3.dilation, inputActivation: .relu, origin: origin)
+            return x + Tensor.conv1d(h, weight: conv1.weight, bias: conv1.bias, inputActivation: .relu, origin: origin) * resScale
         }
         return Tensor.residualBlock(x, innerWeight: conv3.weight, innerBias: conv3.bias, dilation: conv3.dilation,
-                                    outerWeight: conv1.weight, outerBias: conv1.bias)
+                                    outerWeight: conv1.weight, outerBias: conv1.bias, origin: origin)
     }
 
     public func namedParameters() -> [NamedParameter] {
@@ -58,8 +59,8 @@ public final class Resnet1D: Module {
         }
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        blocks.reduce(x) { h, block in block(h) }
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
+        blocks.reduce(x) { h, block in block(h, origin: origin) }
     }
 
     public func namedParameters() -> [NamedParameter] {
@@ -89,9 +90,20 @@ public final class EncoderConvBlock: Module {
         out = Conv1d(inputChannels: width, outputChannels: c.embWidth, kernelSize: 3, padding: 1, generator: &generator)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        out(downs.reduce(x) { h, d in d.resnet(d.conv(h)) })
+    /// `x (B, T, C)` at position `origin` of a longer signal (a multiple of the block's total
+    /// stride) → `(B, T / stride^down_t, emb_width)`.
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
+        var (h, position) = (x, origin)
+        for d in downs {
+            h = d.conv(h, origin: position)
+            position /= d.conv.stride
+            h = d.resnet(h, origin: position)
+        }
+        return out(h, origin: position)
     }
+
+    /// The block's total stride.
+    var stride: Int { downs.reduce(1) { $0 * $1.conv.stride } }
 
     public func namedParameters() -> [NamedParameter] {
         var p: [NamedParameter] = []
@@ -122,9 +134,18 @@ public final class DecoderConvBlock: Module {
         self.ups = ups
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        ups.reduce(input(x)) { h, u in u.conv(u.resnet(h)) }
+    /// `x (B, T, emb_width)` at position `origin` of a longer signal → `(B, T · stride^down_t, ·)`.
+    public func callAsFunction(_ x: Tensor, origin: Int = 0) -> Tensor {
+        var (h, position) = (input(x, origin: origin), origin)
+        for u in ups {
+            h = u.conv(u.resnet(h, origin: position), origin: position)
+            position *= u.conv.stride
+        }
+        return h
     }
+
+    /// The block's total stride.
+    var stride: Int { ups.reduce(1) { $0 * $1.conv.stride } }
 
     public func namedParameters() -> [NamedParameter] {
         var p = parameters(of: input, prefix: "input")
@@ -147,9 +168,16 @@ public final class Encoder: Module {
         }
     }
 
-    /// `audio (B, T, 1)` → `latents (B, T / hop, emb_width)`.
-    public func callAsFunction(_ audio: Tensor) -> Tensor {
-        blocks.reduce(audio) { h, b in b(h) }
+    /// `audio (B, T, 1)` → `latents (B, T / hop, emb_width)`. `origin` is the audio's first
+    /// sample in a longer signal encoded in windows, a multiple of the hop: each latent is then
+    /// computed exactly as in a pass over the whole signal.
+    public func callAsFunction(_ audio: Tensor, origin: Int = 0) -> Tensor {
+        var (h, position) = (audio, origin)
+        for block in blocks {
+            h = block(h, origin: position)
+            position /= block.stride
+        }
+        return h
     }
 
     public func namedParameters() -> [NamedParameter] {
@@ -185,9 +213,16 @@ public final class Decoder: Module {
         out = Conv1d(inputChannels: c.embWidth, outputChannels: 1, kernelSize: 3, padding: 1, generator: &generator)
     }
 
-    /// `latents (B, T / hop, emb_width)` → `audio (B, T, 1)`.
-    public func callAsFunction(_ latents: Tensor) -> Tensor {
-        out(blocks.reduce(latents) { h, b in b(h) })
+    /// `latents (B, T / hop, emb_width)` → `audio (B, T, 1)`. `origin` is the first latent's
+    /// position in a longer code sequence decoded in windows: each sample is then computed
+    /// exactly as in a pass over the whole sequence.
+    public func callAsFunction(_ latents: Tensor, origin: Int = 0) -> Tensor {
+        var (h, position) = (latents, origin)
+        for block in blocks {
+            h = block(h, origin: position)
+            position *= block.stride
+        }
+        return out(h, origin: position)
     }
 
     public func namedParameters() -> [NamedParameter] {

@@ -1,7 +1,10 @@
 // Encoding and decoding audio of any length in chunks, so memory stays bounded. Each chunk is
 // widened on both sides by the network's receptive reach (rounded up to the top hop, so the
 // strided convolutions see the same grid), run, and cut back to its core. The result equals a
-// whole-signal pass: every kept output sees exactly the inputs it would have seen.
+// whole-signal pass bit for bit: every kept output sees exactly the inputs it would have seen,
+// and each window is run with its position in the signal (`origin`), so its convolution tiles
+// and quantiser blocks lie where the whole signal's do and every value is computed by the same
+// arithmetic (see `Tensor+Conv1d.swift`).
 //
 // Shapes: signal (T) mono; codes of level L (ceil(T / top hop) · top hop / hop_L).
 
@@ -35,7 +38,7 @@ extension VQVAE {
             var window = [Float](repeating: 0, count: hi - lo)
             let available = Swift.max(0, Swift.min(hi, signal.count) - lo)
             if available > 0 { window.replaceSubrange(0..<available, with: signal[lo..<(lo + available)]) }
-            let windowCodes = encode(Tensor(window, shape: [1, hi - lo]), level: level)
+            let windowCodes = encode(Tensor(window, shape: [1, hi - lo]), level: level, origin: lo)
             codes += windowCodes[((start - lo) / hop)..<((end - lo) / hop)]
             start = end
         }
@@ -55,7 +58,7 @@ extension VQVAE {
         while start < n {
             let end = Swift.min(n, start + core)
             let lo = Swift.max(0, start - margin), hi = Swift.min(n, end + margin)
-            let audio = decode(Array(codes[lo..<hi]), batch: 1, level: level)
+            let audio = decode(Array(codes[lo..<hi]), batch: 1, level: level, origin: lo)
             let from = (start - lo) * hop, to = (end - lo) * hop
             out += UnsafeBufferPointer(start: audio.data + from, count: to - from)
             start = end

@@ -100,21 +100,34 @@ public final class VQVAE: Module {
     }
 
     /// Codes of `audio (B, T)` at `level` (T a multiple of that level's hop), `(B, T / hop)`.
-    public func encode(_ audio: Tensor, level: Int) -> [Int32] {
+    /// `origin` is the audio's first sample in a longer signal encoded in windows (a multiple
+    /// of the hop): codes that see only samples inside the window then equal the whole
+    /// signal's exactly.
+    public func encode(_ audio: Tensor, level: Int, origin: Int = 0) -> [Int32] {
         Tensor.withoutGrad {
             let (B, T) = (audio.shape[0], audio.shape[1])
             precondition(T % hops[level] == 0, "VQVAE.encode: length \(T) is not a multiple of hop \(hops[level])")
-            let latents = encoders[level](audio.reshaped([B, T, 1]))
-            return bottlenecks[level].quantize(latents.data, rows: latents.shape[0] * latents.shape[1]).codes
+            precondition(origin % hops[level] == 0, "VQVAE.encode: origin \(origin) is not a multiple of hop \(hops[level])")
+            let latents = encoders[level](audio.reshaped([B, T, 1]), origin: origin)   // (B, T / hop, W)
+            let n = latents.shape[1]
+            // Each item quantised on its own, so its blocks lie on its own sequence's grid.
+            var codes: [Int32] = []
+            codes.reserveCapacity(B * n)
+            for b in 0..<B {
+                codes += bottlenecks[level].quantize(latents.data + b * n * config.embWidth, rows: n,
+                                                     origin: origin / hops[level]).codes
+            }
+            return codes
         }
     }
 
     /// Audio `(B, n · hop)` from `codes (B, n)` of `level`. Codes must be in `0..<l_bins`.
-    public func decode(_ codes: [Int32], batch: Int, level: Int) -> Tensor {
+    /// `origin` is the first code's position in a longer sequence decoded in windows.
+    public func decode(_ codes: [Int32], batch: Int, level: Int, origin: Int = 0) -> Tensor {
         Tensor.withoutGrad {
             let n = codes.count / batch
             let latents = bottlenecks[level].dequantize(codes).reshaped([batch, n, config.embWidth])
-            let audio = decoders[level](latents)
+            let audio = decoders[level](latents, origin: origin)
             return audio.reshaped([batch, n * hops[level]])
         }
     }
