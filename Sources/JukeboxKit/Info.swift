@@ -22,7 +22,7 @@ public func describe(path: String) throws -> [String] {
     switch m["format"] {
     case Checkpoint.format:
         lines.append("\(m["kind"] ?? "?") checkpoint, format version \(m["version"] ?? "?"), step \(m["step"] ?? "?")")
-        for key in ["sample_rate", "hops", "codebook_size", "level", "digest", "vqvae", "seed"] where m[key] != nil {
+        for key in ["sample_rate", "hops", "codebook_size", "level", "digest", "extends", "kept_levels", "vqvae", "song_seconds", "seed"] where m[key] != nil {
             lines.append("\(key): \(m[key]!)")
         }
         let model = header.entries.filter { !$0.name.hasPrefix("optim.") }
@@ -40,6 +40,14 @@ public func describe(path: String) throws -> [String] {
         }
         for (k, v) in m.sorted(by: { $0.key < $1.key }) where !["format", "version", "source", "vqvae", "codebook_size", "sample_rate", "hops"].contains(k) {
             lines.append("\(k): \(v)")
+        }
+        // Code statistics of each level and sequence: reads the codes (still small files).
+        let codes = try CodeFile.read(path)
+        for level in codes.levels.keys.sorted() {
+            for n in 0..<codes.batch {
+                let stats = CodeStatistics(codes.codes(level: level, item: n), codebookSize: codes.codebookSize)
+                lines.append("level\(level)\(codes.batch > 1 ? " item \(n + 1)" : ""): \(stats.summary)")
+            }
         }
     default:
         lines.append("safetensors file (format '\(m["format"] ?? "none")'), \(header.entries.count) tensors")

@@ -11,7 +11,7 @@ struct Train: ParsableCommand {
 struct TrainVQVAE: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqvae",
-        abstract: "Train the three-level VQ-VAE on audio files.",
+        abstract: "Train the hierarchical VQ-VAE on audio files, or extend a trained one by levels.",
         discussion: """
             Trains on random crops of the audio under --data (folders are searched recursively; \
             a .txt file lists one path per line). Files are split 90/10 into train and held-out \
@@ -48,8 +48,15 @@ struct TrainVQVAE: ParsableCommand {
     @Flag(help: "Continue the run in --out from its checkpoint.")
     var resume = false
 
+    @Option(help: ArgumentHelp(
+        "Extend this trained VQ-VAE checkpoint with the levels the config adds above it.",
+        discussion: "Its levels are copied and kept as they are; only the new levels train. Codes of the kept levels, and priors over them, stay valid with the extended VQ-VAE (a bundle takes them as they are).",
+        valueName: "checkpoint"))
+    var extend: String?
+
     func validate() throws {
         if data.isEmpty { throw ValidationError("--data needs at least one folder or file") }
+        if extend != nil && resume { throw ValidationError("--extend starts a run; to continue it, give --resume alone") }
         if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
     }
@@ -62,16 +69,17 @@ struct TrainVQVAE: ParsableCommand {
             try reportingErrors { try cfg.validate() }
         }
         Interrupt.install()
-        let trainer = try reportingErrors { try VQVAETrainer(config: cfg, data: data, outDirectory: out, seed: seed, resume: resume) }
+        let trainer = try reportingErrors { try VQVAETrainer(config: cfg, data: data, outDirectory: out, seed: seed, resume: resume,
+                                                                   extending: extend) }
         let total = steps ?? trainer.config.train.steps
         let meter = ProgressMeter(total: total, done: trainer.step)
         printError("training vqvae: \(trainer.model.parameterCount) parameters, step \(trainer.step) → \(total), run folder \(out)")
         let outcome = try reportingErrors {
             try trainer.train(totalSteps: total) { p in
                 var line = String(format: "step %d/%d  loss %.4f", p.step, p.totalSteps, p.loss)
-                for l in 0..<p.lmix.count {
-                    line += String(format: "  L%d lmix %.3f spec %.3f codes %d ppl %.0f", l, p.lmix[l], p.spectral[l],
-                                   p.usedCodes[l], p.perplexity[l])
+                for (i, level) in trainer.trainedLevels.enumerated() {
+                    line += String(format: "  L%d lmix %.3f spec %.3f codes %d ppl %.0f", level, p.lmix[i], p.spectral[i],
+                                   p.usedCodes[i], p.perplexity[i])
                 }
                 line += String(format: "  %.2f steps/s", p.stepsPerSecond)
                 if let db = p.evalConvergenceDB {

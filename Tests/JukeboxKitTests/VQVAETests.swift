@@ -189,6 +189,16 @@ final class VQVAETests: XCTestCase {
         XCTAssertLessThan(last, first / 3, "loss went from \(first) to \(last)")
     }
 
+    func testCodeStatistics() {
+        let stats = CodeStatistics([1, 1, 2, 3, 3, 3] as [Int32], codebookSize: 4)
+        XCTAssertEqual(stats.count, 6)
+        XCTAssertEqual(stats.distinct, 3)
+        // p = 2/6, 1/6, 3/6
+        XCTAssertEqual(stats.entropyBits, -(log2(1.0 / 3) / 3 + log2(1.0 / 6) / 6 + log2(0.5) / 2), accuracy: 1e-12)
+        XCTAssertEqual(stats.repeatRate, 3.0 / 5, accuracy: 1e-12)
+        XCTAssertEqual(CodeStatistics((0..<16).map { Int32($0) }, codebookSize: 16).entropyBits, 4, accuracy: 1e-12)
+    }
+
     /// Chunked encoding and decoding equal a whole-signal pass bit for bit, whatever the chunk
     /// size: each window runs on the whole signal's tile grid (see `Tensor+Conv1d.swift`). This
     /// holds whatever kernels OpenBLAS picks; `make test-matrix` runs it under several.
@@ -274,6 +284,54 @@ final class VQVAETrainerTests: XCTestCase {
         XCTAssertThrowsError(try VQVAETrainer(config: config, data: [data], outDirectory: out, seed: 1, resume: false)) {
             XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
         }
+    }
+
+    /// `--extend`: a VQ-VAE with a level added on top keeps the trained levels bit for bit and
+    /// trains only the new one; codes of the kept levels from the old VQ-VAE are accepted as
+    /// its own, codes of the new level are not the old one's, and a config that changes a kept
+    /// level is refused.
+    func testExtendingAVQVAEKeepsItsLevels() throws {
+        var config = try tinyVQVAEConfig()
+        config.train.evalEvery = 0
+        let data = try Self.makeData("extend-data")
+        let dir = temporaryDirectory("extend")
+        let base = try VQVAETrainer(config: config, data: [data], outDirectory: dir + "/base", seed: 1, resume: false)
+        _ = try base.train(totalSteps: 5) { _ in }
+        let basePath = dir + "/base/checkpoint.safetensors"
+        var four = config
+        four.downsT = [3, 2, 2, 1]
+        four.stridesT = [2, 2, 2, 2]
+        four.hvqvaeMultipliers = [1, 1, 1, 1]
+        let extended = try VQVAETrainer(config: four, data: [data], outDirectory: dir + "/ext", seed: 2, resume: false,
+                                        extending: basePath)
+        XCTAssertEqual(extended.trainedLevels, [3])
+        _ = try extended.train(totalSteps: 5) { _ in }
+        let old = try VQVAE.load(basePath), new = try VQVAE.load(dir + "/ext/checkpoint.safetensors")
+        let oldTensors = Dictionary(uniqueKeysWithValues: old.inferenceTensors().map { ($0.0, $0.1.array) })
+        for (name, tensor) in new.inferenceTensors() {
+            if let kept = oldTensors[name] { XCTAssertEqual(tensor.array, kept, "\(name) changed") }
+        }
+        XCTAssertNotEqual(new.identity, old.identity)
+        XCTAssertEqual(new.lineage, [VQVAELineage(digest: old.identity, levels: 3)])
+        XCTAssertTrue(new.accepts(digest: old.identity, levels: [0, 1, 2]))
+        XCTAssertFalse(new.accepts(digest: old.identity, levels: [2, 3]))
+        // Resuming keeps training level 3 only.
+        let resumed = try VQVAETrainer(config: four, data: [data], outDirectory: dir + "/ext", seed: 2, resume: true)
+        XCTAssertEqual(resumed.trainedLevels, [3])
+        // A config whose level 0 differs cannot extend the old VQ-VAE.
+        var other = four
+        other.downsT = [2, 3, 2, 1]
+        XCTAssertThrowsError(try VQVAETrainer(config: other, data: [data], outDirectory: dir + "/bad", seed: 2, resume: false,
+                                              extending: basePath)) {
+            XCTAssertTrue("\($0)".contains("not the config's first 3 levels"), "\($0)")
+        }
+        // Code files: the old VQ-VAE's level-2 codes are the new one's too.
+        let signal = chordWithClicks(count: 4096, sampleRate: config.sampleRate)
+        var codes = CodeFile(batch: 1, sampleRate: config.sampleRate, hops: old.hops, codebookSize: config.lBins,
+                             vqvaeDigest: old.identity, source: "t")
+        codes.set(level: 2, codes: old.encodeSignal(signal, level: 2), length: 4096 / 128)
+        XCTAssertNoThrow(try Codec.checkCompatible(codes, path: "t", model: new))
+        XCTAssertEqual(codes.levels[2], new.encodeSignal(signal, level: 2))
     }
 
     func testBadInputsGiveNamedErrors() throws {

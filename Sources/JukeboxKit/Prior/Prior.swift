@@ -47,6 +47,9 @@ public final class Prior: Module {
     public let transformer: Transformer
     /// Untied output layer (merged decoder only).
     public let xOut: Linear?
+    /// Median length in seconds of the songs a top prior was trained on, when recorded: what
+    /// sampling gives the timing signal as the song's length by default.
+    public var songSeconds: Double?
 
     public init(config: PriorConfig, levels: Int, vocabulary: LabelVocabulary, sampleRate: Int, seed: UInt64) {
         self.config = config
@@ -72,6 +75,10 @@ public final class Prior: Module {
     }
 
     public var isUpsampler: Bool { conditioner != nil }
+
+    /// The VQ-VAE levels whose codes this prior reads: its own, and the one above for an
+    /// upsampler.
+    public var codeLevels: [Int] { isUpsampler ? [config.level, config.level + 1] : [config.level] }
 
     public func namedParameters() -> [NamedParameter] {
         var p = parameters(of: xEmb, prefix: "x_emb") + [("pos_emb", posEmb)] + parameters(of: labels, prefix: "y_emb")

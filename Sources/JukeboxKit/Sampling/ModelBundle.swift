@@ -55,7 +55,7 @@ public final class ModelBundle {
         for (key, file) in manifest.priors {
             guard let level = Int(key) else { throw ConfigError("\(manifestPath): prior level '\(key)' is not a number") }
             let (prior, digest) = try Prior.load(path + "/" + file)
-            guard digest == vqvae.identity else {
+            guard vqvae.accepts(digest: digest, levels: prior.codeLevels) else {
                 throw ConfigError("\(path)/\(file): was trained on another VQ-VAE (\(digest), bundle has \(vqvae.identity))")
             }
             guard prior.config.level == level else {
@@ -82,7 +82,8 @@ public final class ModelBundle {
             guard p.config.bins == vqvae.config.lBins else {
                 throw ConfigError("\(source): the level-\(p.config.level) prior has \(p.config.bins) codes, the VQ-VAE \(vqvae.config.lBins)")
             }
-            guard p.levels == levels, p.sampleRate == vqvae.config.sampleRate else {
+            // An upsampler stays one in a VQ-VAE extended by levels above it.
+            guard p.isUpsampler == (p.config.level < levels - 1), p.sampleRate == vqvae.config.sampleRate else {
                 throw ConfigError("\(source): the level-\(p.config.level) prior was made for \(p.levels) levels at \(p.sampleRate) Hz")
             }
         }
@@ -101,7 +102,7 @@ public final class ModelBundle {
         var loaded: [(path: String, prior: Prior)] = []
         for p in priorPaths {
             let (prior, digest) = try Prior.load(p)
-            guard digest == vqvae.identity else {
+            guard vqvae.accepts(digest: digest, levels: prior.codeLevels) else {
                 throw ConfigError("\(p): was trained on codes of VQ-VAE \(digest), not \(vqvaePath) (\(vqvae.identity))")
             }
             loaded.append((p, prior))
@@ -115,7 +116,7 @@ public final class ModelBundle {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // VQ-VAE: weights and codebooks, its metadata, no training state.
         let source = try Checkpoint.read(vqvaePath, kind: "vqvae")
-        let keep = ["sample_rate", "hops", "codebook_size", "bandwidth", "digest", "seed", "codebooks_initialized"]
+        let keep = ["sample_rate", "hops", "codebook_size", "bandwidth", "digest", "seed", "codebooks_initialized", "extends"]
         try Checkpoint.write(directory + "/vqvae.safetensors", kind: "vqvae", config: try source.require("config"), step: source.step,
                              tensors: vqvae.inferenceTensors(), metadata: source.metadata.filter { keep.contains($0.key) },
                              storeAs: storeAs)

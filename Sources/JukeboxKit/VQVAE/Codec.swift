@@ -21,7 +21,8 @@ public enum Codec {
               let inputDate = (try? fm.attributesOfItem(atPath: input))?[.modificationDate] as? Date,
               codeDate >= inputDate,
               let header = try? Safetensors.readHeader(path: codePath),
-              header.metadata["format"] == CodeFile.format, header.metadata["vqvae"] == model.identity else { return false }
+              header.metadata["format"] == CodeFile.format,
+              model.accepts(digest: header.metadata["vqvae"] ?? "", levels: levels) else { return false }
         let present = Set(header.entries.map(\.name))
         return levels.allSatisfy { present.contains("level\($0)") }
     }
@@ -42,11 +43,13 @@ public enum Codec {
     /// Checks that `codes` can be decoded by `model`: same sample rate, hops and codebook size
     /// always; a different VQ-VAE digest is an error unless `allowOtherModel`.
     public static func checkCompatible(_ codes: CodeFile, path: String, model: VQVAE, allowOtherModel: Bool = false) throws {
-        guard codes.hops == model.hops, codes.sampleRate == model.config.sampleRate, codes.codebookSize == model.config.lBins else {
+        // Codes of a VQ-VAE this one extends have the hops of its lower levels.
+        guard !codes.hops.isEmpty, codes.hops == Array(model.hops.prefix(codes.hops.count)),
+              codes.sampleRate == model.config.sampleRate, codes.codebookSize == model.config.lBins else {
             throw ConfigError("\(path): codes are for hops \(codes.hops) at \(codes.sampleRate) Hz with \(codes.codebookSize) codes; "
                 + "the VQ-VAE has hops \(model.hops) at \(model.config.sampleRate) Hz with \(model.config.lBins)")
         }
-        if codes.vqvaeDigest != model.identity && !allowOtherModel {
+        if !model.accepts(digest: codes.vqvaeDigest, levels: codes.levels.keys.sorted()) && !allowOtherModel {
             throw ConfigError("\(path): codes were made by another VQ-VAE (digest \(codes.vqvaeDigest), this one is \(model.identity)); "
                 + "decode with the VQ-VAE that made them, or pass --allow-other-vqvae")
         }

@@ -22,6 +22,33 @@ public struct VQVAEStep {
     public var reconstructions: [Tensor]
 }
 
+/// A VQ-VAE that another one extends, and how many of its levels (0..<levels) the extension
+/// keeps unchanged.
+public struct VQVAELineage: Equatable, Sendable {
+    public var digest: String
+    public var levels: Int
+
+    public init(digest: String, levels: Int) {
+        self.digest = digest
+        self.levels = levels
+    }
+
+    /// `DIGEST:LEVELS` entries joined by commas, as checkpoints store them.
+    static func format(_ lineage: [VQVAELineage]) -> String {
+        lineage.map { "\($0.digest):\($0.levels)" }.joined(separator: ",")
+    }
+
+    static func parse(_ text: String, source: String) throws -> [VQVAELineage] {
+        try text.split(separator: ",").map { entry in
+            let parts = entry.split(separator: ":")
+            guard parts.count == 2, let levels = Int(parts[1]), levels >= 1 else {
+                throw ConfigError("\(source): metadata 'extends' entry '\(entry)' is not DIGEST:LEVELS")
+            }
+            return VQVAELineage(digest: String(parts[0]), levels: levels)
+        }
+    }
+}
+
 /// A hierarchical VQ-VAE of `config.levels` independent levels.
 public final class VQVAE: Module {
     public let config: VQVAEConfig
@@ -36,6 +63,16 @@ public final class VQVAE: Module {
     /// Which weights these are, for code files: the checkpoint's recorded digest (it survives
     /// conversion to F16), or the digest of the current weights.
     public var identity: String { loadedDigest ?? digest }
+
+    /// VQ-VAEs this one extends (`jukebox train vqvae --extend`): each with how many of its
+    /// levels this one keeps unchanged, so their codes and the priors over them stay valid.
+    public var lineage: [VQVAELineage] = []
+
+    /// Whether codes of `levels` made by the VQ-VAE with digest `digest` are this one's codes:
+    /// it is that VQ-VAE, or extends it and kept those levels unchanged.
+    public func accepts(digest: String, levels: [Int]) -> Bool {
+        digest == identity || lineage.contains { ancestor in ancestor.digest == digest && levels.allSatisfy { $0 < ancestor.levels } }
+    }
 
     /// A freshly initialised model; `seed` fixes every initial weight.
     public init(config: VQVAEConfig, seed: UInt64, bandwidth: Bandwidth = Bandwidth(l2: 1, l1: 1, spec: 1)) {
@@ -53,10 +90,14 @@ public final class VQVAE: Module {
     public var hops: [Int] { config.hops }
 
     /// The trainable weights (codebooks are learned by EMA and listed in ``stateTensors()``).
-    public func namedParameters() -> [NamedParameter] {
+    public func namedParameters() -> [NamedParameter] { namedParameters(levels: Array(0..<config.levels)) }
+
+    /// The weights of the encoders and decoders of `levels`, in the order of
+    /// ``namedParameters()``.
+    public func namedParameters(levels: [Int]) -> [NamedParameter] {
         var p: [NamedParameter] = []
-        for (l, e) in encoders.enumerated() { p += parameters(of: e, prefix: "encoders.\(l)") }
-        for (l, d) in decoders.enumerated() { p += parameters(of: d, prefix: "decoders.\(l)") }
+        for l in levels { p += parameters(of: encoders[l], prefix: "encoders.\(l)") }
+        for l in levels { p += parameters(of: decoders[l], prefix: "decoders.\(l)") }
         return p
     }
 
@@ -72,15 +113,17 @@ public final class VQVAE: Module {
         }
     }
 
-    /// Losses of one batch `audio (B, T)`. In training the codebooks initialise and update.
-    public func step(_ audio: Tensor, training: Bool, generator: inout RandomGenerator) -> VQVAEStep {
+    /// Losses of one batch `audio (B, T)` over `levels` (default all; a VQ-VAE that extends
+    /// another trains only its new levels). In training the codebooks initialise and update.
+    /// The per-level figures follow the order of `levels`.
+    public func step(_ audio: Tensor, training: Bool, levels: [Int]? = nil, generator: inout RandomGenerator) -> VQVAEStep {
         precondition(audio.rank == 2 && audio.shape[1] % hops.last! == 0,
                      "VQVAE: audio \(audio.shape) must be (B, T) with T a multiple of \(hops.last!)")
         let (B, T) = (audio.shape[0], audio.shape[1])
         let input = audio.reshaped([B, T, 1])
         var total: Tensor?
         var result = VQVAEStep(loss: Tensor(scalar: 0), lmix: [], spectral: [], commit: [], bottleneck: [], reconstructions: [])
-        for level in 0..<config.levels {
+        for level in levels ?? Array(0..<config.levels) {
             let latents = encoders[level](input)
             let q = bottlenecks[level](latents, training: training, generator: &generator)
             let reconstruction = decoders[level](q.output).reshaped([B, T])

@@ -44,10 +44,17 @@ public final class VQVAETrainer {
     var generator: RandomGenerator
     let seed: UInt64
 
+    /// Levels this run trains: all, or the levels added to the VQ-VAE it extends.
+    public let trainedLevels: [Int]
+
     /// Sets up a new run in `outDirectory` (which must not hold one), or continues the run there
     /// when `resume` is set (the checkpoint's config, seed and data statistics win).
+    ///
+    /// `extending` names a trained VQ-VAE checkpoint whose levels the config repeats: they are
+    /// copied and kept as they are, and only the levels the config adds are trained, so codes of
+    /// the kept levels, and priors over them, stay valid for the new VQ-VAE.
     public init(config startConfig: VQVAEConfig, data: [String], outDirectory: String, seed: UInt64,
-                resume: Bool) throws {
+                resume: Bool, extending basePath: String? = nil) throws {
         run = try RunDirectory(outDirectory, resume: resume)
         let checkpoint = resume ? try Checkpoint.read(run.checkpointPath, kind: "vqvae") : nil
         var config = startConfig
@@ -65,9 +72,19 @@ public final class VQVAETrainer {
             bandwidth = try Bandwidth.estimate(dataset: dataset)
         }
         model = VQVAE(config: config, seed: self.seed, bandwidth: bandwidth)
+        var kept = 0
+        if let checkpoint {
+            kept = Int(checkpoint.metadata["kept_levels"] ?? "0") ?? 0
+            model.lineage = try VQVAELineage.parse(checkpoint.metadata["extends"] ?? "", source: checkpoint.path)
+        } else if let basePath {
+            let base = try VQVAE.load(basePath)
+            try model.adoptLevels(of: base, source: basePath)
+            kept = base.config.levels
+        }
+        trainedLevels = Array(kept..<config.levels)
         let t = config.train
-        optimizer = Adam(parameters: model.namedParameters(), learningRate: t.learningRate, beta1: t.beta1, beta2: t.beta2,
-                         epsilon: t.epsilon, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps)
+        optimizer = Adam(parameters: model.namedParameters(levels: trainedLevels), learningRate: t.learningRate, beta1: t.beta1,
+                         beta2: t.beta2, epsilon: t.epsilon, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps)
         generator = RandomGenerator(seed: self.seed ^ 0x5EED_0F_C0DE)
         var loaderState = RandomGenerator(seed: self.seed ^ 0x10AD).stateWords
         if let checkpoint {
@@ -102,6 +119,7 @@ public final class VQVAETrainer {
                              metadata: vqvaeMetadata(model, seed: seed).merging([
                                  "generator": generator.stateWords.map(String.init).joined(separator: ","),
                                  "loader": loader.generatorState.map(String.init).joined(separator: ","),
+                                 "kept_levels": String(trainedLevels.first ?? config.levels),
                              ]) { $1 })
     }
 
@@ -113,7 +131,7 @@ public final class VQVAETrainer {
         while step < totalSteps {
             let batch = try loader.next()
             optimizer.zeroGrad()
-            let result = model.step(batch, training: true, generator: &generator)
+            let result = model.step(batch, training: true, levels: trainedLevels, generator: &generator)
             let loss = result.loss.item
             try loop.requireFinite(loss, "the loss", step: step + 1)
             result.loss.backward()
@@ -150,6 +168,36 @@ public final class VQVAETrainer {
     }
 }
 
+extension VQVAE {
+    /// Copies the weights and codebooks of every level of `base` into the same levels of this
+    /// model, which must repeat their structure (it may add levels above them), and records
+    /// `base` in the lineage.
+    func adoptLevels(of base: VQVAE, source: String) throws {
+        let (a, b) = (base.config, config)
+        let k = a.levels
+        guard k < b.levels else {
+            throw ConfigError("\(source): has \(k) levels; the config must add levels to extend it (it has \(b.levels))")
+        }
+        guard a.sampleRate == b.sampleRate, a.embWidth == b.embWidth, a.lBins == b.lBins, a.width == b.width,
+              a.depth == b.depth, a.mConv == b.mConv, a.dilationGrowthRate == b.dilationGrowthRate,
+              a.dilationCycle == b.dilationCycle, Array(b.downsT.prefix(k)) == a.downsT,
+              Array(b.stridesT.prefix(k)) == a.stridesT, Array(b.hvqvaeMultipliers.prefix(k)) == a.hvqvaeMultipliers else {
+            throw ConfigError("\(source): its levels are not the config's first \(k) levels (sample rate, widths, depths, "
+                + "codebook, downs_t, strides_t and hvqvae_multipliers must repeat them)")
+        }
+        let mine = Dictionary(uniqueKeysWithValues: inferenceTensors())
+        for (name, tensor) in base.inferenceTensors() {
+            guard let target = mine[name], target.shape == tensor.shape else {
+                throw ConfigError("\(source): tensor \(name) \(tensor.shape) has no counterpart in the extended VQ-VAE")
+            }
+            target.data.update(from: tensor.data, count: tensor.count)
+        }
+        for l in 0..<k { bottlenecks[l].initialized = true }
+        lineage = [VQVAELineage(digest: base.identity, levels: k)]
+            + base.lineage.map { VQVAELineage(digest: $0.digest, levels: Swift.min($0.levels, k)) }
+    }
+}
+
 /// Metadata every VQ-VAE checkpoint carries: what sampling and encoding need.
 func vqvaeMetadata(_ model: VQVAE, seed: UInt64) -> [String: String] {
     let bandwidth = String(decoding: try! JSONEncoder().encode(model.bandwidth), as: UTF8.self)
@@ -161,7 +209,7 @@ func vqvaeMetadata(_ model: VQVAE, seed: UInt64) -> [String: String] {
         "bandwidth": bandwidth,
         "codebooks_initialized": model.bottlenecks.map { $0.initialized ? "1" : "0" }.joined(separator: ","),
         "digest": model.digest,
-    ]
+    ].merging(model.lineage.isEmpty ? [:] : ["extends": VQVAELineage.format(model.lineage)]) { $1 }
 }
 
 extension Checkpoint {
@@ -188,6 +236,7 @@ extension VQVAE {
         try checkpoint.load(into: model.inferenceTensors(), allowingExtraPrefixes: ["optim.", "bottlenecks."])
         for b in model.bottlenecks { b.initialized = true }
         model.loadedDigest = checkpoint.metadata["digest"]
+        model.lineage = try VQVAELineage.parse(checkpoint.metadata["extends"] ?? "", source: path)
         return model
     }
 }
