@@ -143,8 +143,14 @@ struct Sample: ParsableCommand {
     @Option(help: "Levels to sample, top first, e.g. 2,1,0 (default: all) or 2.")
     var levels: String?
 
+    @Option(help: ArgumentHelp(
+        "Length of the song the music is the start of, in seconds, for the top prior's timing signal.",
+        discussion: "Default: the median length of the songs the model was trained on (`jukebox info MODEL/prior-*.safetensors` shows it as song_seconds), or --seconds when that is longer. As in Jukebox, this is the song's intended length, not how much is generated."))
+    var songSeconds: Double?
+
     func validate() throws {
         if !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+        if let songSeconds, !(songSeconds > 0 && songSeconds.isFinite) { throw ValidationError("--song-seconds must be a positive number") }
         if prime != nil && !(primeSeconds > 0 && primeSeconds < seconds) {
             throw ValidationError("--prime-seconds must be positive and shorter than --seconds")
         }
@@ -166,7 +172,8 @@ struct Sample: ParsableCommand {
             let primeSamples = prime == nil ? 0 : Int(primeSeconds * Double(rate)) / top * top
             let request = SamplingRequest(samples: samples, seed: flags.seed, artist: artist ?? bundle.manifest.defaultArtist,
                                           genres: genre, temperature: flags.temperature, topK: flags.topK, topP: flags.topP,
-                                          batch: batch, levels: chosen, prime: prime, primeSamples: primeSamples)
+                                          batch: batch, levels: chosen, prime: prime, primeSamples: primeSamples,
+                                          songSamples: songSeconds.map { Int($0 * Double(rate)) / top * top })
             let sampler = try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
                                            resume: flags.resume)
             return (sampler, flags.output)

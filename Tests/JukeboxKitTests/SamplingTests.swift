@@ -123,8 +123,114 @@ final class SamplingTests: XCTestCase {
         _ = try sample(r, bundle: bundle, output: out + "/primed.codes.safetensors")
         let codes = try CodeFile.read(out + "/primed.codes.safetensors")
         for level in 0..<3 {
-            let expected = bundle.vqvae.encodeSignal(Array(primeAudio.prefix(4096)), level: level)
+            // The primed codes are the recording's own (its audio after the cut is seen too),
+            // not those of the cut-off prime.
+            let expected = Array(bundle.vqvae.encodeSignal(primeAudio, level: level).prefix(4096 / bundle.vqvae.hops[level]))
+            XCTAssertNotEqual(expected, bundle.vqvae.encodeSignal(Array(primeAudio.prefix(4096)), level: level),
+                              "level \(level): the cut changes the last codes")
             XCTAssertEqual(Array(codes.codes(level: level, item: 0).prefix(expected.count)), expected, "level \(level)")
+        }
+    }
+
+    /// A tiny top prior trained on audio whose top-level codes repeat with period 7 continues
+    /// that pattern when primed the way users prime: `--prime` audio encoded by the VQ-VAE,
+    /// several windows that each prime the cache on the codes before them, the bundle's F16
+    /// weights and the sampling kernels (float16 where the CPU has them).
+    func testPrimedSamplingContinuesALearnedPattern() throws {
+        let dir = temporaryDirectory("pattern")
+        let (top, period) = (128, 7)
+        // Seven different 128-sample segments (tones of different pitch and loudness), repeated.
+        let segment = (0..<(period * top)).map { i -> Float in
+            let k = Float(i / top), t = Float(i % top)
+            return (0.15 + 0.1 * k) * sin(2 * .pi * t * (k + 1) / 32)
+        }
+        let audio = (0..<60).flatMap { _ in segment }
+        try AudioFile.write(dir + "/pattern.wav", samples: audio, sampleRate: 8000)
+        // A tiny VQ-VAE that has heard the pattern, so that its segments get codes of their own.
+        var vqConfig = try tinyVQVAEConfig()
+        vqConfig.train.evalEvery = 0
+        let vqTrainer = try VQVAETrainer(config: vqConfig, data: [dir + "/pattern.wav"], outDirectory: dir + "/vqvae", seed: 1, resume: false)
+        _ = try vqTrainer.train(totalSteps: 60) { _ in }
+        let vqPath = dir + "/vqvae/checkpoint.safetensors"
+        let reference = try VQVAE.load(vqPath).encodeSignal(audio, level: 2)
+        // The premise: away from the ends the codes repeat with the period and vary within it.
+        let interior = 16..<(reference.count - 16)
+        XCTAssertTrue(interior.allSatisfy { reference[$0] == reference[$0 - period] }, "codes are not periodic: \(reference)")
+        XCTAssertGreaterThanOrEqual(Set(reference[interior]).count, 3, "the pattern has too few distinct codes")
+
+        var config = try PriorConfig.load(path: repoPath("configs/prior-tiny.json"))
+        config.train.evalEvery = 0
+        let trainer = try PriorTrainer(config: config, vqvaePath: vqPath, data: [dir + "/pattern.wav"], labels: nil,
+                                       outDirectory: dir + "/prior", seed: 3, resume: false) { _ in }
+        _ = try trainer.train(totalSteps: 400) { _ in }
+        // Upsamplers complete the bundle; this test samples the top level only.
+        for level in [1, 0] {
+            var up = try PriorConfig.load(path: repoPath("configs/upsampler-tiny.json"))
+            up.level = level
+            up.train.evalEvery = 0
+            _ = try PriorTrainer(config: up, vqvaePath: vqPath, data: [dir + "/pattern.wav"], labels: nil,
+                                 outDirectory: dir + "/up\(level)", seed: 1, resume: false) { _ in }.train(totalSteps: 1) { _ in }
+        }
+        try ModelBundle.assemble(vqvae: vqPath, priors: [dir + "/prior/checkpoint.safetensors", dir + "/up1/checkpoint.safetensors",
+                                                         dir + "/up0/checkpoint.safetensors"],
+                                 into: dir + "/bundle", storeAs: .f16)
+        let bundle = try ModelBundle(path: dir + "/bundle")
+        // 96 top-level codes in windows of 32 (3+ windows), the first 40 from the prime.
+        let r = SamplingRequest(samples: 96 * top, seed: 1, artist: bundle.manifest.defaultArtist, temperature: 0.01,
+                                levels: [2], prime: dir + "/pattern.wav", primeSamples: 40 * top)
+        _ = try sample(r, bundle: bundle, output: dir + "/continued.codes.safetensors")
+        let sampled = Array(try CodeFile.read(dir + "/continued.codes.safetensors").codes(level: 2, item: 0))
+        // The prime's last codes see its cut end, so allow one period to find the phase again.
+        let checked = (40 + period)..<96
+        let wrong = checked.filter { sampled[$0] != reference[$0] }
+        XCTAssertTrue(wrong.isEmpty, "\(wrong.count) of \(checked.count) continued codes break the pattern: \(Array(sampled[40...])) vs \(Array(reference[40..<96]))")
+    }
+
+    /// `eval prior`: the mean of its per-position losses is the prior's own loss on the same
+    /// windows, the context buckets cover every position once, and the top prior's timing gets
+    /// the song length sampling would give it: the median length of its training songs (the
+    /// stack's are 3 s long) unless the music is longer.
+    func testPriorEvaluationMatchesThePriorsLoss() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let vq = bundle.vqvae
+        let audio = chordWithClicks(count: 24_064, sampleRate: 8000, phase: 77)   // 188 top-level codes
+        var file = CodeFile(batch: 1, sampleRate: 8000, hops: vq.hops, codebookSize: 64, vqvaeDigest: vq.identity, source: "t")
+        file.samples = audio.count
+        for level in 0..<3 {
+            let codes = vq.encodeSignal(audio, level: level)
+            file.set(level: level, codes: codes, length: codes.count)
+        }
+        let path = temporaryDirectory("eval-prior") + "/t.codes.safetensors"
+        try file.write(path)
+        XCTAssertEqual(try XCTUnwrap(bundle.priors[2]!.songSeconds), 3, accuracy: 0.05)
+        for level in [2, 1] {
+            let prior = bundle.priors[level]!
+            let result = try PriorEvaluation.run(bundle: bundle, level: level, paths: [path])
+            let n = prior.config.nCtx, length = file.lengths[level]!, ratio = 1 << prior.config.conditioner.downT
+            var losses: [Double] = []
+            for start in stride(from: 0, through: length - n, by: n) {
+                var cond = PriorConditioning(artists: [try prior.vocabulary.artistID(bundle.manifest.defaultArtist)], genres: [[]])
+                if prior.isUpsampler {
+                    cond.upperCodes = Array(file.levels[level + 1]![(start / ratio)..<((start + n) / ratio)])
+                } else {
+                    cond.timing = [TimingInfo(total: 24_064, offset: start * 128, length: n * 128)]
+                }
+                let window = Array(file.levels[level]![start..<(start + n)])
+                losses.append(Double(Tensor.withoutGrad { prior.loss(window, batch: 1, conditioning: cond).item }))
+            }
+            XCTAssertEqual(result.bitsPerToken, losses.reduce(0, +) / Double(losses.count), accuracy: 1e-3, "level \(level)")
+            XCTAssertEqual(result.tokens, losses.count * n)
+            XCTAssertEqual(result.byContext.map(\.tokens).reduce(0, +), result.tokens)
+            XCTAssertEqual(result.byContext.first!.from, 0)
+            XCTAssertEqual(result.byContext.last!.to, n - 1)
+            if level == 2 { XCTAssertEqual(try XCTUnwrap(result.songSeconds), 3.008, accuracy: 1e-6) }
+        }
+        // A song length shorter than the music is refused.
+        var r = request(bundle: bundle)
+        r.songSamples = r.samples - 128
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: r, jobPath: temporaryDirectory("song") + "/x.codes.safetensors",
+                                              resume: false)) {
+            XCTAssertTrue("\($0)".contains("--song-seconds"), "\($0)")
         }
     }
 

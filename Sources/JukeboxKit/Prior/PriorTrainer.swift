@@ -68,6 +68,11 @@ public final class PriorTrainer {
         self.seed = checkpoint.flatMap { UInt64($0.metadata["seed"] ?? "") } ?? seed
         prior = Prior(config: config, levels: vqvae.config.levels, vocabulary: vocab, sampleRate: vqvae.config.sampleRate,
                       seed: self.seed)
+        if !upsampler {
+            let rate = Double(vqvae.config.sampleRate)
+            let lengths = dataset.train.map { Double($0.samples) / rate }.sorted()
+            prior.songSeconds = lengths.isEmpty ? nil : lengths[lengths.count / 2]
+        }
         let t = config.train
         optimizer = Adam(parameters: prior.namedParameters(), learningRate: t.learningRate, beta1: t.beta1, beta2: t.beta2,
                          epsilon: t.epsilon, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps)
@@ -156,7 +161,7 @@ func priorMetadata(_ prior: Prior, vqvae: VQVAE) -> [String: String] {
         "sample_rate": String(vqvae.config.sampleRate),
         "hops": vqvae.hops.map(String.init).joined(separator: ","),
         "codebook_size": String(prior.config.bins),
-    ]
+    ].merging(prior.songSeconds.map { ["song_seconds": String(format: "%.1f", $0)] } ?? [:]) { $1 }
 }
 
 extension Prior {
@@ -174,6 +179,12 @@ extension Prior {
         }
         let prior = Prior(config: config, levels: levels, vocabulary: vocabulary, sampleRate: rate, seed: 0)
         try checkpoint.load(into: prior.namedParameters().map { ($0.name, $0.tensor) })
+        if let text = checkpoint.metadata["song_seconds"] {
+            guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+                throw ConfigError("\(path): metadata 'song_seconds' '\(text)' is not a positive number")
+            }
+            prior.songSeconds = seconds
+        }
         return (prior, try checkpoint.require("vqvae"))
     }
 }

@@ -31,10 +31,13 @@ public struct SamplingRequest: Codable, Equatable {
     public var upsampleFrom: String?
     /// Arithmetic of the matrix products (`float16` or `float32`).
     public var precision: String
+    /// Length in samples of the song the music is part of, for the top prior's timing signal;
+    /// nil: the model's default (see ``MusicSampler/songSamples(for:bundle:)``).
+    public var songSamples: Int?
 
     public init(samples: Int, seed: UInt64, artist: String, genres: [String] = [], temperature: Float? = nil,
                 topK: Int = 0, topP: Float = 0, batch: Int = 1, levels: [Int], prime: String? = nil, primeSamples: Int = 0,
-                upsampleFrom: String? = nil, precision: SamplingPrecision = .fastest) {
+                upsampleFrom: String? = nil, precision: SamplingPrecision = .fastest, songSamples: Int? = nil) {
         self.samples = samples
         self.seed = seed
         self.artist = artist
@@ -48,6 +51,7 @@ public struct SamplingRequest: Codable, Equatable {
         self.primeSamples = primeSamples
         self.upsampleFrom = upsampleFrom
         self.precision = precision.rawValue
+        self.songSamples = songSamples
     }
 
     var json: String {
@@ -156,6 +160,13 @@ public final class MusicSampler {
         if seconds > Double(top.maxDuration) {
             throw ConfigError(String(format: "--seconds %.0f is longer than the top prior's longest song (%.0f s)", seconds, top.maxDuration))
         }
+        if let song = r.songSamples {
+            let songSeconds = Double(song) / rate
+            if song < r.samples { throw ConfigError("--song-seconds must be at least --seconds (the music is part of the song)") }
+            if songSeconds > Double(top.maxDuration) {
+                throw ConfigError(String(format: "--song-seconds %.0f is longer than the top prior's longest song (%.0f s)", songSeconds, top.maxDuration))
+            }
+        }
         if r.batch < 1 || r.batch > 64 { throw ConfigError("--batch must be in 1...64, got \(r.batch)") }
         if r.topK < 0 || r.topK > bundle.vqvae.config.lBins { throw ConfigError("--top-k must be in 0...\(bundle.vqvae.config.lBins)") }
         if !(r.topP >= 0 && r.topP <= 1) { throw ConfigError("--top-p must be in [0, 1]") }
@@ -191,15 +202,20 @@ public final class MusicSampler {
             }
         }
         if let prime = r.prime {
-            let audio = Array(try AudioFile.read(prime, sampleRate: vq.config.sampleRate).prefix(r.primeSamples))
-            guard audio.count == r.primeSamples else {
-                throw ConfigError("\(prime): holds \(audio.count) samples, fewer than the \(r.primeSamples) asked for by --prime-seconds")
+            // The prime's codes are those of the recording as a whole: the audio after the cut,
+            // as far as the encoder reaches, is encoded too, so the last primed codes do not see
+            // an artificial silence (which would start the continuation off the beat).
+            let recording = try AudioFile.read(prime, sampleRate: vq.config.sampleRate)
+            guard recording.count >= r.primeSamples else {
+                throw ConfigError("\(prime): holds \(recording.count) samples, fewer than the \(r.primeSamples) asked for by --prime-seconds")
             }
             for level in 0..<vq.config.levels {
-                let primed = vq.encodeSignal(audio, level: level)
+                let reach = vq.encoderReach(level: level)
+                let audio = Array(recording.prefix(r.primeSamples + reach))
+                let primed = vq.encodeSignal(audio, level: level).prefix(r.primeSamples / vq.hops[level])
                 let length = r.samples / vq.hops[level]
                 var all = file.levels[level]!
-                for n in 0..<r.batch { for t in 0..<primed.count { all[n * length + t] = primed[t] } }
+                for n in 0..<r.batch { for (t, code) in primed.enumerated() { all[n * length + t] = code } }
                 file.set(level: level, codes: all, length: length)
             }
         }
@@ -286,6 +302,20 @@ public final class MusicSampler {
         return .finished(result)
     }
 
+    /// The song length the top prior's timing signal is given: the request's, else the median
+    /// length of the songs the prior was trained on (240 s, Jukebox's default, for a prior that
+    /// does not record it), and never less than the music asked for. Like Jukebox's
+    /// `total_sample_length_in_seconds`, it is an intended song length, separate from how
+    /// much is generated: a 20 s sample is the start of a song of ordinary length, which is
+    /// what the prior saw in training.
+    public static func songSamples(for request: SamplingRequest, bundle: ModelBundle) -> Int {
+        if let song = request.songSamples { return song }
+        let top = bundle.priors[bundle.topLevel]!
+        let rate = Double(bundle.vqvae.config.sampleRate)
+        let seconds = Swift.min(Double(top.config.maxDuration), top.songSeconds ?? 240)
+        return Swift.max(request.samples, Int(seconds * rate))
+    }
+
     /// What a window of `level` starting at `start` is conditioned on.
     func windowConditioning(level: Int, start: Int, prior: Prior) -> PriorConditioning {
         let N = request.batch
@@ -303,7 +333,8 @@ public final class MusicSampler {
             }
             c.upperCodes = window
         } else {
-            c.timing = [TimingInfo](repeating: TimingInfo(total: request.samples, offset: start * hop, length: prior.config.nCtx * hop),
+            let song = MusicSampler.songSamples(for: request, bundle: bundle)
+            c.timing = [TimingInfo](repeating: TimingInfo(total: song, offset: start * hop, length: prior.config.nCtx * hop),
                                     count: N)
         }
         return c
