@@ -5,7 +5,9 @@
 #
 # writes DIR/train.txt (one audio file per line, for `--data`), DIR/labels.csv (path,artist:
 # the composer where the package's copyright file names one) and DIR/sources.tsv (file,
-# package, licence, composer). Only music whose licence lets the model be shared under
+# package, licence, composer, original path). The files are links in DIR/music named
+# PACKAGE--NAME.ogg, so every track has a name of its own (code files and the train/held-out
+# split go by file name; four of the songs are called song.ogg). Only music whose licence lets the model be shared under
 # CC-BY-SA-3.0 is listed: CC-BY-SA-3.0, CC-BY-3.0, public domain and Drascula's BSD-like
 # licence. GPL-licensed tracks in the same packages are left out, as are wesnoth-music and
 # warzone2100-music, which are kept for evaluation. UFO: Alien Invasion's music ships inside a
@@ -23,12 +25,20 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 mkdir -p "$DIR/ufoai"
+DIR=$(cd "$DIR" && pwd)   # links need absolute targets
 PK3=$(dpkg -L ufoai-music | grep '\.pk3$' | head -n 1)
 [ -d "$DIR/ufoai/music" ] || unzip -q -o "$PK3" 'music/*' -d "$DIR/ufoai"
 
 TSV="$DIR/sources.tsv"
-printf 'file\tpackage\tlicence\tcomposer\n' > "$TSV.tmp"
-row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$TSV.tmp"; }
+mkdir -p "$DIR/music"
+printf 'file\tpackage\tlicence\tcomposer\toriginal\n' > "$TSV.tmp"
+# row ORIGINAL PACKAGE LICENCE COMPOSER [NAME]: links DIR/music/PACKAGE--NAME.ogg to the file.
+row() {
+    name=${5:-$(basename "$1" .ogg)}
+    link="$DIR/music/$2--$(echo "$name" | tr ' ' '_').ogg"
+    ln -sfn "$1" "$link"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$link" "$2" "$3" "$4" "$1" >> "$TSV.tmp"
+}
 
 for f in $(find /usr/share/games/singularity/music -name '*.ogg' | sort | tr ' ' '\001'); do
     row "$(echo "$f" | tr '\001' ' ')" singularity-music CC-BY-SA-3.0 "Max McCracken"
@@ -57,7 +67,7 @@ for f in $(find /usr/share/scummvm/drascula/audio -name '*.ogg' | sort); do
     row "$f" drascula-music Drascula-BSD-like "Alcachofa Soft"
 done
 for f in $(find /usr/share/games/fretsonfire/data/songs/muldjord -name song.ogg | sort); do
-    row "$f" fretsonfire-songs-muldjord CC-BY-SA-3.0 "Muldjord"
+    row "$f" fretsonfire-songs-muldjord CC-BY-SA-3.0 "Muldjord" "$(basename "$(dirname "$f")")"
 done
 mv "$TSV.tmp" "$TSV"
 

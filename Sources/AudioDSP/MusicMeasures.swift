@@ -89,11 +89,26 @@ extension MusicMeasures {
     /// Throws an ``AudioError`` naming the file when it cannot be read or holds NaN or infinite
     /// samples.
     public static func measure(file path: String) throws -> MusicMeasures {
+        try measure(file: path, segmentSeconds: nil)[0]
+    }
+
+    /// The measures of each consecutive segment of `segmentSeconds` of the file at `path` (the
+    /// last may be shorter, but at least half a segment), or of the whole file when nil: how a
+    /// continuation holds up after its prime, say.
+    public static func measure(file path: String, segmentSeconds: Double?) throws -> [MusicMeasures] {
         let samples = try AudioFile.read(path, sampleRate: sampleRate)
         if let bad = samples.firstIndex(where: { !$0.isFinite }) {
             throw AudioError.corrupt(path: path, reason: "sample \(bad) is NaN or infinite")
         }
-        return MusicMeasures(samples: samples)
+        guard let segmentSeconds else { return [MusicMeasures(samples: samples)] }
+        let length = Swift.max(1, Int(segmentSeconds * Double(sampleRate)))
+        var out: [MusicMeasures] = []
+        for start in stride(from: 0, to: samples.count, by: length) {
+            let end = Swift.min(samples.count, start + length)
+            if end - start < length / 2 && !out.isEmpty { break }
+            out.append(MusicMeasures(samples: Array(samples[start..<end])))
+        }
+        return out.isEmpty ? [MusicMeasures(samples: samples)] : out
     }
 
     /// The field-by-field arithmetic mean of `all` (non-empty).

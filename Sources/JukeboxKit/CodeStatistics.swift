@@ -41,4 +41,41 @@ public struct CodeStatistics: Codable, Equatable, Sendable {
     public var summary: String {
         String(format: "%d codes: %d distinct, entropy %.2f bits, repeats %.1f%%", count, distinct, entropyBits, 100 * repeatRate)
     }
+
+    /// Statistics of each consecutive segment of `length` codes (the whole sequence when nil);
+    /// a last segment shorter than `length` is left out.
+    public static func segments<C: Collection>(_ codes: C, length: Int?, codebookSize: Int) -> [CodeStatistics]
+        where C.Element == Int32, C.Index == Int {
+        guard let length else { return codes.isEmpty ? [] : [CodeStatistics(codes, codebookSize: codebookSize)] }
+        return stride(from: codes.startIndex, through: codes.endIndex - length, by: length).map {
+            CodeStatistics(codes[$0..<($0 + length)], codebookSize: codebookSize)
+        }
+    }
+
+    /// The mean statistics of a file's segments, as `jukebox eval codes` reports them.
+    public struct Summary: Codable {
+        public var path: String
+        public var level: Int
+        public var segments: Int
+        public var codesPerSegment: Int
+        public var distinct: Double
+        public var entropyBits: Double
+        public var repeatRate: Double
+        /// The segments averaged (not encoded).
+        public var members: [CodeStatistics] = []
+
+        enum CodingKeys: String, CodingKey { case path, level, segments, codesPerSegment, distinct, entropyBits, repeatRate }
+
+        public init(path: String, level: Int, segments: [CodeStatistics]) {
+            self.path = path
+            self.level = level
+            self.segments = segments.count
+            let n = Double(Swift.max(1, segments.count))
+            codesPerSegment = segments.first?.count ?? 0
+            distinct = segments.reduce(0) { $0 + Double($1.distinct) } / n
+            entropyBits = segments.reduce(0) { $0 + $1.entropyBits } / n
+            repeatRate = segments.reduce(0) { $0 + $1.repeatRate } / n
+            members = segments
+        }
+    }
 }

@@ -35,19 +35,29 @@ struct EvalAudio: ParsableCommand {
     @Flag(help: "Print one JSON object per file and one for the mean (path \"mean\").")
     var json = false
 
+    @Option(help: ArgumentHelp("Measure consecutive segments of this many seconds instead of whole files.",
+                               discussion: "Each segment gets its own line (path@START-END s); the mean is over all segments."))
+    var segment: Double?
+
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give one or more audio files to measure") }
+        if let segment, !(segment >= 1 && segment.isFinite) { throw ValidationError("--segment must be at least 1 second") }
     }
 
     func run() throws {
         var results: [(path: String, measures: MusicMeasures)] = []
         for path in inputs {
-            let measures = try reportingErrors { try MusicMeasures.measure(file: path) }
-            results.append((path, measures))
-            print(try line(path: path, measures))
+            let parts = try reportingErrors { try MusicMeasures.measure(file: path, segmentSeconds: segment) }
+            var start = 0.0
+            for measures in parts {
+                let name = segment == nil ? path : String(format: "%@@%.0f-%.0f s", path, start, start + measures.durationSeconds)
+                start += measures.durationSeconds
+                results.append((name, measures))
+                print(try line(path: name, measures))
+            }
         }
         let mean = MusicMeasures.mean(results.map(\.measures))
-        print(try line(path: json ? "mean" : "mean of \(results.count) files", mean))
+        print(try line(path: json ? "mean" : "mean of \(results.count) \(segment == nil ? "files" : "segments")", mean))
     }
 
     /// One file's (or the mean's) output line, as JSON with --json.

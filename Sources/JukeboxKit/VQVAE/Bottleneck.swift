@@ -185,11 +185,15 @@ public final class Bottleneck {
         return out
     }
 
+    /// Codes from the batch, with averaged counts at the revival threshold (and sums to match):
+    /// Jukebox starts the counts at 1, its threshold. A lower threshold, for batches far
+    /// smaller than the codebook, then starts restarting unused codes at once instead of after
+    /// the hundreds of steps a count of 1 takes to decay, in which the codes can collapse.
     private func initializeCodebook(_ x: UnsafePointer<Float>, rows: Int, generator: inout RandomGenerator) {
         let k = randomRows(x, rows: rows, generator: &generator)
         codebook.data.update(from: k.data, count: bins * width)
-        kSum.data.update(from: k.data, count: bins * width)
-        kElem.data.update(repeating: 1, count: bins)
+        for i in 0..<(bins * width) { kSum.data[i] = k.data[i] * threshold }
+        kElem.data.update(repeating: threshold, count: bins)
         initialized = true
     }
 
