@@ -29,6 +29,9 @@ struct EvalCodes: ParsableCommand {
     @Flag(help: "Print one JSON object per file and one for the mean (path \"mean\").")
     var json = false
 
+    @Flag(help: "Keep only the files a prior trained on them holds out (the 10% split by file name).")
+    var heldOut = false
+
     func validate() throws {
         if codes.isEmpty { throw ValidationError("give one or more code files") }
         if let seconds, !(seconds > 0 && seconds.isFinite) { throw ValidationError("--seconds must be a positive number") }
@@ -36,7 +39,9 @@ struct EvalCodes: ParsableCommand {
 
     func run() throws {
         var all: [CodeStatistics.Summary] = []
-        for path in codes {
+        let paths = try reportingErrors { heldOut ? try codes.filter { try CodeDataset.isHeldOut(codeFile: $0) } : codes }
+        if paths.isEmpty { try reportingErrors { throw ConfigError("none of the \(codes.count) code files is held out") } }
+        for path in paths {
             let summary = try reportingErrors { () -> CodeStatistics.Summary in
                 let file = try CodeFile.read(path)
                 let chosen = level ?? file.levels.keys.max()!

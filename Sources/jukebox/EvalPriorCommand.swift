@@ -42,6 +42,9 @@ struct EvalPrior: ParsableCommand {
     @Flag(help: "Print the results as one JSON object on stdout.")
     var json = false
 
+    @Flag(help: "Keep only the files a prior trained on them holds out (the 10% split by file name).")
+    var heldOut = false
+
     func validate() throws {
         if codes.isEmpty { throw ValidationError("give code files to evaluate on") }
         if level < 0 { throw ValidationError("--level must be ≥ 0") }
@@ -52,7 +55,9 @@ struct EvalPrior: ParsableCommand {
     func run() throws {
         let result = try reportingErrors {
             let bundle = try ModelBundle(path: model)
-            return try PriorEvaluation.run(bundle: bundle, level: level, paths: codes, artist: artist,
+            let paths = heldOut ? try codes.filter { try CodeDataset.isHeldOut(codeFile: $0) } : codes
+            guard !paths.isEmpty else { throw ConfigError("none of the \(codes.count) code files is held out") }
+            return try PriorEvaluation.run(bundle: bundle, level: level, paths: paths, artist: artist,
                                            timing: fileLength ? .fileLength : .sampling(songSeconds: songSeconds)) { printError($0) }
         }
         if json {

@@ -109,6 +109,14 @@ public final class CodeDataset {
         return out.sorted()
     }
 
+    /// Whether a prior trained on the code file at `path` holds it out (the same rule as the
+    /// training split: a hash of its source's file name).
+    public static func isHeldOut(codeFile path: String) throws -> Bool {
+        let header = try Safetensors.readHeader(path: path)
+        let source = header.metadata["source"].flatMap { $0.isEmpty ? nil : $0 } ?? path
+        return AudioDataset.isTestKey(URL(fileURLWithPath: source).lastPathComponent)
+    }
+
     /// Every label used by the training songs.
     public var vocabulary: LabelVocabulary {
         let songs = train + test
