@@ -52,8 +52,10 @@ public struct PriorEvaluation: Codable {
         let vq = bundle.vqvae, c = prior.config
         let n = c.nCtx, bins = c.bins, hop = vq.hops[level]
         let ratio = 1 << c.conditioner.downT
-        let vocabulary = bundle.priors[bundle.topLevel]!.vocabulary
-        let artistID = try vocabulary.artistID(artist ?? bundle.manifest.defaultArtist)
+        let name = artist ?? bundle.manifest.defaultArtist
+        _ = try bundle.priors[bundle.topLevel]!.vocabulary.artistID(name)
+        // As in sampling: an artist this prior's own vocabulary lacks is "unknown" to it.
+        let artistID = (try? prior.vocabulary.artistID(name)) ?? 0
         var sums = [Double](repeating: 0, count: n), counts = [Int](repeating: 0, count: n)
         var files: [FileResult] = [], skipped: [String] = []
         var songSeconds: Double?

@@ -94,8 +94,10 @@ public final class MusicSampler {
     /// Windows finished per level.
     var windowsDone: [Int: Int] = [:]
     var generator: RandomGenerator
-    let artistID: Int32
-    let genreIDs: [Int32]
+    /// Artist and genre ids in each level's own label vocabulary (the top prior's must know
+    /// them; a prior trained on other data takes what it does not know as "unknown").
+    let artistIDs: [Int: Int32]
+    let genreIDs: [Int: [Int32]]
 
     /// Prepares a job. With `resume`, continues the job file at `jobPath` (which must hold the
     /// same request); otherwise a job file there is an error, so no work is lost.
@@ -104,8 +106,10 @@ public final class MusicSampler {
         self.request = request
         self.jobPath = jobPath
         let vocabulary = bundle.priors[bundle.topLevel]!.vocabulary
-        artistID = try vocabulary.artistID(request.artist)
-        genreIDs = try request.genres.map { try vocabulary.genreID($0) }
+        _ = try vocabulary.artistID(request.artist)
+        _ = try request.genres.map { try vocabulary.genreID($0) }
+        artistIDs = bundle.priors.mapValues { (try? $0.vocabulary.artistID(request.artist)) ?? 0 }
+        genreIDs = bundle.priors.mapValues { p in request.genres.compactMap { try? p.vocabulary.genreID($0) } }
         try MusicSampler.validate(request, bundle: bundle)
         let fm = FileManager.default
         let folder = URL(fileURLWithPath: jobPath).deletingLastPathComponent().path
@@ -319,8 +323,8 @@ public final class MusicSampler {
     /// What a window of `level` starting at `start` is conditioned on.
     func windowConditioning(level: Int, start: Int, prior: Prior) -> PriorConditioning {
         let N = request.batch
-        var c = PriorConditioning(artists: [Int32](repeating: artistID, count: N),
-                                  genres: [[Int32]](repeating: genreIDs, count: N))
+        var c = PriorConditioning(artists: [Int32](repeating: artistIDs[level]!, count: N),
+                                  genres: [[Int32]](repeating: genreIDs[level]!, count: N))
         let hop = bundle.vqvae.hops[level]
         if prior.isUpsampler {
             let ratio = 1 << prior.config.conditioner.downT
