@@ -253,6 +253,16 @@ final class SamplingTests: XCTestCase {
         for level in 0..<3 { XCTAssertEqual(whole.levels[level], parts.levels[level], "level \(level)") }
     }
 
+    /// Music shorter than the top prior's context (32 codes, 0.51 s) is the start of one window.
+    func testMusicShorterThanTheTopContext() throws {
+        let bundle = try ModelBundle(path: stack.bundlePath)
+        let r = request(seconds: 0.3, bundle: bundle)
+        XCTAssertLessThan(r.samples, bundle.priors[2]!.config.nCtx * 128)
+        let out = temporaryDirectory("short")
+        _ = try sample(r, bundle: bundle, output: out + "/short.wav")
+        XCTAssertEqual(try AudioFile.read(out + "/short.wav", sampleRate: 8000).count, r.samples)
+    }
+
     func testTopLevelThenUpsample() throws {
         let bundle = try ModelBundle(path: stack.bundlePath)
         let out = temporaryDirectory("upsample")
@@ -270,8 +280,8 @@ final class SamplingTests: XCTestCase {
     func testBadInputs() throws {
         let bundle = try ModelBundle(path: stack.bundlePath)
         let out = temporaryDirectory("bad")
-        // Too short (less than one top-level window) and absurdly long.
-        for seconds in [0.2, 100_000] {
+        // Too short (less than one level-1 window of 32 × 32 samples) and absurdly long.
+        for seconds in [0.1, 100_000] {
             XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: request(seconds: seconds, bundle: bundle),
                                                   jobPath: out + "/x.codes.safetensors", resume: false)) {
                 XCTAssertTrue("\($0)".contains("--seconds"), "\($0)")

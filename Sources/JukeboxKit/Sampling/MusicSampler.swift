@@ -147,15 +147,15 @@ public final class MusicSampler {
         }
     }
 
-    /// Checks lengths against the models: at least one window of every sampled level, at most
-    /// the top prior's longest duration.
+    /// Checks lengths against the models: at least one window of every sampled upsampler (the
+    /// top prior may fill part of one), at most the top prior's longest duration.
     static func validate(_ r: SamplingRequest, bundle: ModelBundle) throws {
         let rate = Double(bundle.vqvae.config.sampleRate)
         let seconds = Double(r.samples) / rate
         for level in r.levels {
             guard let prior = bundle.priors[level] else { throw ConfigError("the bundle has no prior for level \(level)") }
             let window = prior.config.nCtx * bundle.vqvae.hops[level]
-            if r.samples < window {
+            if r.samples < window && level != bundle.topLevel {
                 throw ConfigError(String(format: "--seconds %.2f is shorter than one level-%d window (%.2f s); ask for at least %.2f s",
                                          seconds, level, Double(window) / rate, Double(window) / rate))
             }
@@ -230,10 +230,15 @@ public final class MusicSampler {
     func primedTokens(_ level: Int) -> Int { request.primeSamples / bundle.vqvae.hops[level] }
 
     /// The windows of `level`: (start, tokens already there, new tokens), skipping windows that
-    /// the prime fills completely.
+    /// the prime fills completely. Music shorter than the top prior's context is the start of
+    /// one window.
     func windows(_ level: Int) -> [(start: Int, existing: Int, new: Int)] {
         let prior = bundle.priors[level]!
         let total = request.samples / bundle.vqvae.hops[level]
+        if total < prior.config.nCtx {
+            let filled = primedTokens(level)
+            return filled < total ? [(0, filled, total - filled)] : []
+        }
         let alignment = prior.isUpsampler ? 1 << prior.config.conditioner.downT : 1
         let hop = windowHop(nCtx: prior.config.nCtx, fraction: prior.config.sample.hopFraction, alignment: alignment)
         var filled = primedTokens(level)
