@@ -63,10 +63,7 @@ struct EvalAudio: ParsableCommand {
     /// One file's (or the mean's) output line, as JSON with --json.
     func line(path: String, _ m: MusicMeasures) throws -> String {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let object = try encoder.encode(Row(path: path, measures: m))
-            return String(decoding: object, as: UTF8.self)
+            return try jsonLine(Row(path: path, measures: m))
         }
         return String(format: "%@  %.1f s  harmonic %.3f  beat %.3f (%.0f BPM)  repetition %.3f  rms %.1f dB  peak %.3f",
                       path, m.durationSeconds, m.harmonicShare, m.beatStrength, m.beatBPM, m.chromaRepetition,

@@ -63,10 +63,7 @@ struct EvalCodes: ParsableCommand {
 
     func emit(_ s: CodeStatistics.Summary) throws {
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(s), as: UTF8.self))
+            print(try jsonLine(s))
         } else {
             print(String(format: "%@  level %d, %d segment%@ of %d codes: %.1f distinct, entropy %.2f bits, repeats %.1f%%",
                          s.path, s.level, s.segments, s.segments == 1 ? "" : "s", s.codesPerSegment, s.distinct, s.entropyBits,

@@ -53,10 +53,7 @@ struct EvalVQVAE: ParsableCommand {
             return try VQVAEEvaluation.run(model: model, inputs: files) { printError($0) }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            print(try jsonLine(result))
             return
         }
         for f in result.files {

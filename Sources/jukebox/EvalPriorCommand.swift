@@ -61,10 +61,7 @@ struct EvalPrior: ParsableCommand {
                                            timing: fileLength ? .fileLength : .sampling(songSeconds: songSeconds)) { printError($0) }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            print(try jsonLine(result))
             return
         }
         for f in result.files { print(String(format: "%@  %.3f bits/token (%d tokens)", f.path, f.bitsPerToken, f.tokens)) }

@@ -28,3 +28,12 @@ func parseLevels(_ text: String, count: Int, flag: String) throws -> [Int] {
     if levels.isEmpty { throw ValidationError("\(flag) is empty") }
     return levels
 }
+
+/// `value` as one line of JSON with snake_case keys, sorted, slashes unescaped (what `--json`
+/// prints).
+func jsonLine<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
