@@ -332,6 +332,39 @@ final class VQVAETrainerTests: XCTestCase {
         codes.set(level: 2, codes: old.encodeSignal(signal, level: 2), length: 4096 / 128)
         XCTAssertNoThrow(try Codec.checkCompatible(codes, path: "t", model: new))
         XCTAssertEqual(codes.levels[2], new.encodeSignal(signal, level: 2))
+
+        // A four-level bundle: upsamplers 1 and 0 trained on the old VQ-VAE, the level-2
+        // upsampler and the top prior on the new one; it assembles, loads and samples.
+        func trainPrior(_ name: String, level: Int, vqvae: String, downT: Int = 2) throws -> String {
+            var c = try PriorConfig.load(path: repoPath("configs/\(name).json"))
+            c.level = level
+            c.conditioner.downT = downT
+            c.train.evalEvery = 0
+            let trainer = try PriorTrainer(config: c, vqvaePath: vqvae, data: [data], labels: nil,
+                                           outDirectory: dir + "/prior\(level)", seed: 1, resume: false) { _ in }
+            _ = try trainer.train(totalSteps: 1) { _ in }
+            return dir + "/prior\(level)/checkpoint.safetensors"
+        }
+        let extendedPath = dir + "/ext/checkpoint.safetensors"
+        let priors = [try trainPrior("prior-tiny", level: 3, vqvae: extendedPath),
+                      try trainPrior("upsampler-tiny", level: 2, vqvae: extendedPath, downT: 1),
+                      try trainPrior("upsampler-tiny", level: 1, vqvae: basePath),
+                      try trainPrior("upsampler-tiny", level: 0, vqvae: basePath)]
+        try ModelBundle.assemble(vqvae: extendedPath, priors: priors, into: dir + "/bundle", storeAs: .f16)
+        let bundle = try ModelBundle(path: dir + "/bundle")
+        XCTAssertEqual(bundle.topLevel, 3)
+        let r = SamplingRequest(samples: 4096, seed: 1, artist: bundle.manifest.defaultArtist, levels: [3, 2, 1, 0])
+        let sampler = try MusicSampler(bundle: bundle, request: r, jobPath: dir + "/s.codes.safetensors", resume: false)
+        guard case .finished(let sampled) = try sampler.run(progress: { _ in }) else { return XCTFail("sampling stopped") }
+        XCTAssertEqual(sampled.lengths[0], 4096 / 8)
+        // A four-level VQ-VAE trained from scratch is not the old one's extension: the old
+        // upsamplers are refused.
+        let scratch = try VQVAETrainer(config: four, data: [data], outDirectory: dir + "/scratch", seed: 5, resume: false)
+        _ = try scratch.train(totalSteps: 1) { _ in }
+        XCTAssertThrowsError(try ModelBundle.assemble(vqvae: dir + "/scratch/checkpoint.safetensors", priors: priors,
+                                                      into: dir + "/b2")) {
+            XCTAssertTrue("\($0)".contains("VQ-VAE"), "\($0)")
+        }
     }
 
     func testBadInputsGiveNamedErrors() throws {
