@@ -12,6 +12,6 @@ if [ ! -f "$MODEL/bundle.json" ]; then
     "$BIN" bench ops
     exit 0
 fi
-echo "jukebox demo: sampling 10 s of music with $MODEL (top prior, then two upsamplers, then the decoder)"
+echo "jukebox demo: sampling 10 s of music with $MODEL (the top prior, then each upsampler, then the decoder)"
 "$BIN" sample --model "$MODEL" --seconds 10 --seed 1 -o out/demo.wav
 echo "jukebox demo: wrote $(pwd)/out/demo.wav in $(( $(date +%s) - start )) s"

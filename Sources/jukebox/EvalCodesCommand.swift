@@ -42,7 +42,7 @@ struct EvalCodes: ParsableCommand {
         let paths = try reportingErrors { heldOut ? try codes.filter { try CodeDataset.isHeldOut(codeFile: $0) } : codes }
         if paths.isEmpty { try reportingErrors { throw ConfigError("none of the \(codes.count) code files is held out") } }
         for path in paths {
-            let summary = try reportingErrors { () -> CodeStatistics.Summary in
+            let summary = try reportingErrors { () -> CodeStatistics.Summary? in
                 let file = try CodeFile.read(path)
                 let chosen = level ?? file.levels.keys.max()!
                 guard file.levels[chosen] != nil else {
@@ -52,12 +52,17 @@ struct EvalCodes: ParsableCommand {
                 let segments = (0..<file.batch).flatMap { n in
                     CodeStatistics.segments(file.codes(level: chosen, item: n), length: length, codebookSize: file.codebookSize)
                 }
-                guard !segments.isEmpty else { throw ConfigError("\(path): no segment of \(seconds ?? 0) s (the file is shorter)") }
+                guard !segments.isEmpty else {
+                    printError("\(path): skipped, shorter than one segment of \(seconds ?? 0) s")
+                    return nil
+                }
                 return CodeStatistics.Summary(path: path, level: chosen, segments: segments)
             }
+            guard let summary else { continue }
             all.append(summary)
             try emit(summary)
         }
+        if all.isEmpty { try reportingErrors { throw ConfigError("no code file holds a whole segment of \(seconds ?? 0) s") } }
         try emit(CodeStatistics.Summary(path: "mean", level: all[0].level, segments: all.flatMap(\.members)))
     }
 

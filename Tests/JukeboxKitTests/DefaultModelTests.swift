@@ -1,5 +1,5 @@
 // The shipped model bundle (models/default): it loads, its pieces fit, and a few hundred
-// level-2 tokens sampled with a fixed seed are valid codes and the same on every run.
+// top-level tokens sampled with a fixed seed are valid codes and the same on every run.
 
 import XCTest
 import Foundation
