@@ -22,7 +22,7 @@ public func describe(path: String) throws -> [String] {
     switch m["format"] {
     case Checkpoint.format:
         lines.append("\(m["kind"] ?? "?") checkpoint, format version \(m["version"] ?? "?"), step \(m["step"] ?? "?")")
-        for key in ["sample_rate", "hops", "codebook_size", "level", "digest", "extends", "kept_levels", "vqvae", "song_seconds", "seed"] where m[key] != nil {
+        for key in ["sample_rate", "hops", "codebook_size", "level", "digest", "extends", "kept_levels", "decoders", "vqvae", "song_seconds", "seed"] where m[key] != nil {
             lines.append("\(key): \(m[key]!)")
         }
         let model = header.entries.filter { !$0.name.hasPrefix("optim.") }

@@ -111,6 +111,7 @@ struct Decode: ParsableCommand {
             guard file.levels[chosen] != nil else {
                 throw ConfigError("\(codes): has no level \(chosen) (levels present: \(file.levels.keys.sorted().map(String.init).joined(separator: ", ")))")
             }
+            try model.requireDecoders([chosen], source: vqvae)
             let t0 = Date()
             for item in 0..<file.batch {
                 let audio = Codec.decode(file, level: chosen, item: item, model: model)

@@ -44,6 +44,7 @@ struct EvalVQVAE: ParsableCommand {
     func run() throws {
         let result = try reportingErrors {
             let model = try VQVAE.load(vqvae)
+            try model.requireDecoders(Array(0..<model.config.levels), source: vqvae)
             var files = inputs
             if !heldOut.isEmpty {
                 let dataset = try AudioDataset(sources: heldOut, sampleRate: model.config.sampleRate, sampleLength: 4096)

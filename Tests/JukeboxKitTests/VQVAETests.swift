@@ -357,6 +357,18 @@ final class VQVAETrainerTests: XCTestCase {
         let sampler = try MusicSampler(bundle: bundle, request: r, jobPath: dir + "/s.codes.safetensors", resume: false)
         guard case .finished(let sampled) = try sampler.run(progress: { _ in }) else { return XCTFail("sampling stopped") }
         XCTAssertEqual(sampled.lengths[0], 4096 / 8)
+        // The bundle's VQ-VAE keeps the level-0 decoder only, under the full model's identity:
+        // its level-0 audio is the full model's, bit for bit (F32 storage), and other levels
+        // are refused with the file named.
+        try ModelBundle.assemble(vqvae: extendedPath, priors: priors, into: dir + "/b32")
+        let full = try VQVAE.load(extendedPath), trimmed = try VQVAE.load(dir + "/b32/vqvae.safetensors")
+        XCTAssertEqual(trimmed.decoderLevels, [0])
+        XCTAssertEqual(trimmed.identity, full.identity)
+        XCTAssertEqual(trimmed.decode(sampled.levels[0]!, batch: 1, level: 0).array, full.decode(sampled.levels[0]!, batch: 1, level: 0).array)
+        XCTAssertNoThrow(try trimmed.requireDecoders([0], source: "b32"))
+        XCTAssertThrowsError(try trimmed.requireDecoders([0, 2], source: "b32/vqvae.safetensors")) {
+            XCTAssertTrue("\($0)".contains("b32/vqvae.safetensors") && "\($0)".contains("level-2"), "\($0)")
+        }
         // A four-level VQ-VAE trained from scratch is not the old one's extension: the old
         // upsamplers are refused.
         let scratch = try VQVAETrainer(config: four, data: [data], outDirectory: dir + "/scratch", seed: 5, resume: false)

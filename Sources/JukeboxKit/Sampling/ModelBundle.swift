@@ -114,12 +114,16 @@ public final class ModelBundle {
             artist = top.vocabulary.artists[Int(try top.vocabulary.artistID(defaultArtist))]
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // VQ-VAE: weights and codebooks, its metadata, no training state.
+        // VQ-VAE: encoders, codebooks and the level-0 decoder (sampling decodes level 0 alone;
+        // the others would add a third to its size), its metadata, no training state.
         let source = try Checkpoint.read(vqvaePath, kind: "vqvae")
-        let keep = ["sample_rate", "hops", "codebook_size", "bandwidth", "digest", "seed", "codebooks_initialized", "extends"]
+        let keep = ["sample_rate", "hops", "codebook_size", "bandwidth", "seed", "codebooks_initialized", "extends"]
+        var vqvaeMetadata = source.metadata.filter { keep.contains($0.key) }
+        vqvaeMetadata["digest"] = vqvae.identity
+        vqvaeMetadata["decoders"] = "0"
+        vqvae.decoderLevels = [0]
         try Checkpoint.write(directory + "/vqvae.safetensors", kind: "vqvae", config: try source.require("config"), step: source.step,
-                             tensors: vqvae.inferenceTensors(), metadata: source.metadata.filter { keep.contains($0.key) },
-                             storeAs: storeAs)
+                             tensors: vqvae.inferenceTensors(), metadata: vqvaeMetadata, storeAs: storeAs)
         var files: [String: String] = [:]
         for (path, prior) in loaded {
             let checkpoint = try Checkpoint.read(path)

@@ -59,6 +59,9 @@ public final class VQVAE: Module {
     public var bandwidth: Bandwidth
     /// The digest recorded in the checkpoint this model was loaded from.
     public var loadedDigest: String?
+    /// Levels whose decoder weights this model holds: all after training; a model bundle keeps
+    /// only level 0's (sampling decodes level 0 alone), so the others stay uninitialised.
+    public internal(set) var decoderLevels: [Int]
 
     /// Which weights these are, for code files: the checkpoint's recorded digest (it survives
     /// conversion to F16), or the digest of the current weights.
@@ -78,6 +81,7 @@ public final class VQVAE: Module {
     public init(config: VQVAEConfig, seed: UInt64, bandwidth: Bandwidth = Bandwidth(l2: 1, l1: 1, spec: 1)) {
         self.config = config
         self.bandwidth = bandwidth
+        decoderLevels = Array(0..<config.levels)
         var generator = RandomGenerator(seed: seed)
         encoders = (0..<config.levels).map { Encoder(config: config, level: $0, generator: &generator) }
         decoders = (0..<config.levels).map { Decoder(config: config, level: $0, generator: &generator) }
@@ -101,9 +105,21 @@ public final class VQVAE: Module {
         return p
     }
 
-    /// Weights and codebooks: all that encoding and decoding need.
+    /// Weights and codebooks: all that encoding and decoding need (the decoders of
+    /// ``decoderLevels`` only).
     public func inferenceTensors() -> [(String, Tensor)] {
-        namedParameters().map { ($0.name, $0.tensor) } + stateTensors().filter { $0.0.hasSuffix(".codebook") }
+        let levels = Array(0..<config.levels)
+        var tensors = levels.flatMap { parameters(of: encoders[$0], prefix: "encoders.\($0)") }
+        tensors += decoderLevels.flatMap { parameters(of: decoders[$0], prefix: "decoders.\($0)") }
+        return tensors.map { ($0.name, $0.tensor) } + stateTensors().filter { $0.0.hasSuffix(".codebook") }
+    }
+
+    /// Throws unless this model holds the decoders of `levels`; `source` names the file it came from.
+    public func requireDecoders(_ levels: [Int], source: String) throws {
+        if let missing = levels.first(where: { !decoderLevels.contains($0) }) {
+            throw ConfigError("\(source): holds no level-\(missing) decoder (a model bundle's VQ-VAE keeps only level 0's; "
+                              + "use the training checkpoint)")
+        }
     }
 
     /// Codebooks and their EMA state, by name.
@@ -167,7 +183,8 @@ public final class VQVAE: Module {
     /// Audio `(B, n · hop)` from `codes (B, n)` of `level`. Codes must be in `0..<l_bins`.
     /// `origin` is the first code's position in a longer sequence decoded in windows.
     public func decode(_ codes: [Int32], batch: Int, level: Int, origin: Int = 0) -> Tensor {
-        Tensor.withoutGrad {
+        precondition(decoderLevels.contains(level), "VQVAE.decode: no level-\(level) decoder")
+        return Tensor.withoutGrad {
             let n = codes.count / batch
             let latents = bottlenecks[level].dequantize(codes).reshaped([batch, n, config.embWidth])
             let audio = decoders[level](latents, origin: origin)

@@ -78,6 +78,7 @@ public final class VQVAETrainer {
             model.lineage = try VQVAELineage.parse(checkpoint.metadata["extends"] ?? "", source: checkpoint.path)
         } else if let basePath {
             let base = try VQVAE.load(basePath)
+            try base.requireDecoders(Array(0..<base.config.levels), source: basePath)
             try model.adoptLevels(of: base, source: basePath)
             kept = base.config.levels
         }
@@ -232,6 +233,14 @@ extension VQVAE {
         let config = try VQVAEConfig.decode(Data(try checkpoint.require("config").utf8), source: path)
         let bandwidth = try JSONDecoder().decode(Bandwidth.self, from: Data(try checkpoint.require("bandwidth").utf8))
         let model = VQVAE(config: config, seed: 0, bandwidth: bandwidth)
+        if let listed = checkpoint.metadata["decoders"] {
+            let levels = listed.split(separator: ",").compactMap { Int($0) }
+            guard levels.count == listed.split(separator: ",").count, !levels.isEmpty,
+                  levels.allSatisfy({ (0..<config.levels).contains($0) }) else {
+                throw ConfigError("\(path): metadata 'decoders' is '\(listed)', not a list of levels below \(config.levels)")
+            }
+            model.decoderLevels = levels.sorted()
+        }
         // EMA state (k_sum, k_elem) and optimizer moments are training state: ignored here.
         try checkpoint.load(into: model.inferenceTensors(), allowingExtraPrefixes: ["optim.", "bottlenecks."])
         for b in model.bottlenecks { b.initialized = true }
