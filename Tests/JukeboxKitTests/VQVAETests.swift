@@ -197,6 +197,11 @@ final class VQVAETests: XCTestCase {
         XCTAssertEqual(stats.entropyBits, -(log2(1.0 / 3) / 3 + log2(1.0 / 6) / 6 + log2(0.5) / 2), accuracy: 1e-12)
         XCTAssertEqual(stats.repeatRate, 3.0 / 5, accuracy: 1e-12)
         XCTAssertEqual(CodeStatistics((0..<16).map { Int32($0) }, codebookSize: 16).entropyBits, 4, accuracy: 1e-12)
+        // A 5-code pattern played 4 times recurs at lag 5 (15 of 15 positions); distinct codes never do.
+        let pattern = CodeStatistics((0..<20).map { Int32([7, 2, 9, 2, 4][$0 % 5]) }, codebookSize: 16)
+        XCTAssertEqual(pattern.recurrenceLag, 5)
+        XCTAssertEqual(pattern.recurrence, 1, accuracy: 1e-12)
+        XCTAssertEqual(CodeStatistics((0..<16).map { Int32($0) }, codebookSize: 16).recurrence, 0)
     }
 
     /// Chunked encoding and decoding equal a whole-signal pass bit for bit, whatever the chunk
