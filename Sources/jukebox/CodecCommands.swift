@@ -43,6 +43,8 @@ struct Encode: ParsableCommand {
     }
 
     func run() throws {
+        let targets = output.map { [("-o", $0)] } ?? inputs.map { ("--out-dir", Codec.codePath(for: $0, outDirectory: outDir!)) }
+        try refuseOverwritingInputs(outputs: targets, inputs: [("--vqvae", vqvae)] + inputs.map { ("input", $0) })
         let model = try reportingErrors { try VQVAE.load(vqvae) }
         let levelList = try levels.map { try parseLevels($0, count: model.config.levels, flag: "--levels") }
             ?? Array(0..<model.config.levels)
@@ -103,6 +105,7 @@ struct Decode: ParsableCommand {
     var allowOtherVqvae = false
 
     func run() throws {
+        try refuseOverwritingInputs(outputs: [("-o", output)], inputs: [("--vqvae", vqvae), ("input", codes)])
         try reportingErrors {
             let model = try VQVAE.load(vqvae)
             let file = try CodeFile.read(codes)

@@ -109,7 +109,8 @@ struct Sample: ParsableCommand {
             Samples the top level with the prior, then each lower level with its upsampler, in \
             windows of n_ctx codes that each continue the codes already there, and decodes \
             level 0 to audio. --prime WAV continues the start of a recording instead of \
-            starting from silence. --levels 2 stops after the top level (write a \
+            starting from silence. --levels with the top level alone (3 for the shipped \
+            model; `jukebox info MODEL` lists the levels) stops after it (write a \
             .codes.safetensors file and finish later with `jukebox upsample`).
             After every window the job's state is saved beside the output, so an interrupted \
             job continues with the same command plus --resume.
@@ -117,7 +118,7 @@ struct Sample: ParsableCommand {
             Examples:
               jukebox sample --seconds 20 --seed 3 -o out/song.wav
               jukebox sample --model models/default --seconds 30 --artist "Shawn Parrotte" --prime intro.ogg --prime-seconds 5 -o out/continued.wav
-              jukebox sample --seconds 60 --levels 2 -o out/top.codes.safetensors
+              jukebox sample --seconds 60 --levels 3 -o out/top.codes.safetensors
             """)
 
     @OptionGroup var flags: SamplingFlags
@@ -159,6 +160,8 @@ struct Sample: ParsableCommand {
     func run() throws {
         let (sampler, output) = try reportingErrors { () -> (MusicSampler, String) in
             let bundle = try flags.bundle()
+            try refuseOverwritingInputs(outputs: [("-o", flags.output)],
+                                        inputs: (prime.map { [("--prime", $0)] } ?? []) + bundle.files.map { ("--model", $0) })
             let count = bundle.vqvae.config.levels
             let chosen = try levels.map { try parseLevels($0, count: count, flag: "--levels") } ?? Array((0..<count).reversed())
             guard chosen == Array((chosen.min()!...(count - 1)).reversed()) else {
@@ -186,7 +189,7 @@ struct Upsample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample the missing lower levels of a code file.",
         discussion: """
-            Takes a code file with the top level (from `jukebox sample --levels 2` or \
+            Takes a code file with the top level (from `jukebox sample --levels 3` or \
             `jukebox encode`) and samples every lower level it lacks with the bundle's \
             upsamplers, then decodes level 0. Upsampling is the long part of sampling; an \
             interrupted job continues with the same command plus --resume.
@@ -206,6 +209,7 @@ struct Upsample: ParsableCommand {
     func run() throws {
         let sampler = try reportingErrors { () -> MusicSampler in
             let bundle = try flags.bundle()
+            try refuseOverwritingInputs(outputs: [("-o", flags.output)], inputs: [("input", codes)] + bundle.files.map { ("--model", $0) })
             let input = try CodeFile.read(codes)
             try Codec.checkCompatible(input, path: codes, model: bundle.vqvae)
             guard input.batch >= 1, let topLength = input.lengths[bundle.topLevel] else {
@@ -261,6 +265,13 @@ struct Bundle: ParsableCommand {
     var artist: String?
 
     func run() throws {
+        // What assembling writes into the folder: fixed names, and a file per level whose
+        // number is known only after loading, so every such file already there counts.
+        let present = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+        let written = ["vqvae.safetensors", "bundle.json"]
+            + present.filter { ($0.hasPrefix("prior-level") || $0.hasPrefix("upsampler-level")) && $0.hasSuffix(".safetensors") }
+        try refuseOverwritingInputs(outputs: written.map { ("-o", output + "/" + $0) },
+                                    inputs: [("--vqvae", vqvae), ("--prior", prior)] + upsampler.map { ("--upsampler", $0) })
         try reportingErrors {
             try ModelBundle.assemble(vqvae: vqvae, priors: [prior] + upsampler, into: output, storeAs: half ? .f16 : .f32,
                                      defaultArtist: artist)

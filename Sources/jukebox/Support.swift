@@ -37,3 +37,21 @@ func jsonLine<T: Encodable>(_ value: T) throws -> String {
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
+
+/// Refuses, before any work, to write an output that is one of the command's inputs (the same
+/// file, however the two paths are spelled). Each path comes with the flag or argument that
+/// gave it, for the message.
+func refuseOverwritingInputs(outputs: [(flag: String, path: String)], inputs: [(flag: String, path: String)]) throws {
+    try reportingErrors {
+        guard let clash = FileIdentity.clash(outputs: outputs.map(\.path), inputs: inputs.map(\.path)) else { return }
+        let output = outputs.first { $0.path == clash.output }!, input = inputs.first { $0.path == clash.input }!
+        throw ConfigError("\(output.flag) \(output.path): is the same file as \(input.flag) \(input.path); "
+                          + "writing it would destroy that input")
+    }
+}
+
+/// The files a training run writes in its folder `out`.
+func runFolderOutputs(_ out: String) -> [(flag: String, path: String)] {
+    let run = RunDirectory(naming: out)
+    return [run.checkpointPath, run.configPath, run.metricsPath].map { ("--out", $0) }
+}

@@ -62,6 +62,8 @@ struct TrainVQVAE: ParsableCommand {
     }
 
     func run() throws {
+        try refuseOverwritingInputs(outputs: runFolderOutputs(out),
+                                    inputs: [("--config", config)] + (extend.map { [("--extend", $0)] } ?? []) + data.map { ("--data", $0) })
         var cfg = try reportingErrors { try VQVAEConfig.load(path: config) }
         if let batch { cfg.train.batchSize = batch }
         if let sampleLength {
@@ -153,6 +155,9 @@ struct TrainPrior: ParsableCommand {
     }
 
     func run() throws {
+        try refuseOverwritingInputs(outputs: runFolderOutputs(out),
+                                    inputs: [("--config", config), ("--vqvae", vqvae)] + (labels.map { [("--labels", $0)] } ?? [])
+                                        + data.map { ("--data", $0) })
         var cfg = try reportingErrors { try PriorConfig.load(path: config) }
         cfg.level = level
         if let batch { cfg.train.batchSize = batch }

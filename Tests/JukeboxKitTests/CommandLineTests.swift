@@ -3,6 +3,7 @@
 
 import XCTest
 import Foundation
+import AudioDSP
 
 final class CommandLineTests: XCTestCase {
     /// The built `jukebox` executable beside the test bundle (swift test builds it too).
@@ -49,6 +50,61 @@ final class CommandLineTests: XCTestCase {
         for name in ["x.codes.safetensors", "y.wav", "z.wav", "run/checkpoint.safetensors"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + name), "\(name) should not be written")
         }
+    }
+
+    /// No command writes over one of its own inputs, however the output path names it (the
+    /// same text, `./`, a symbolic link, a hard link): it refuses before any work, and every
+    /// file stays as it was.
+    func testAnOutputThatIsAnInputIsRefused() throws {
+        let dir = temporaryDirectory("clash")
+        let fm = FileManager.default
+        let vqvae = dir + "/v.safetensors", audio = dir + "/a.wav", codes = dir + "/c.codes.safetensors"
+        try fm.copyItem(atPath: repoPath("models/default/vqvae.safetensors"), toPath: vqvae)
+        try AudioFile.write(audio, samples: (0..<22050).map { sin(Float($0) * 0.05) * 0.3 }, sampleRate: 22050)
+        XCTAssertEqual(try run(["encode", "--vqvae", vqvae, audio, "-o", codes]).status, 0)
+        try fm.createSymbolicLink(atPath: dir + "/link.safetensors", withDestinationPath: vqvae)
+        try fm.linkItem(atPath: audio, toPath: dir + "/hard.wav")
+        try fm.createDirectory(atPath: dir + "/b", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: vqvae, toPath: dir + "/b/vqvae.safetensors")
+        try fm.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: vqvae, toPath: dir + "/run/checkpoint.safetensors")
+        let model = repoPath("models/default")
+        let cases: [[String]] = [
+            ["encode", "--vqvae", vqvae, audio, "-o", dir + "/link.safetensors"],
+            ["encode", "--vqvae", vqvae, audio, "-o", dir + "/./a.wav"],
+            ["encode", "--vqvae", vqvae, audio, "-o", dir + "/hard.wav"],
+            ["encode", "--vqvae", codes, dir + "/c.wav", "--out-dir", dir],     // writes dir/c.codes.safetensors
+            ["decode", "--vqvae", vqvae, codes, "-o", codes],
+            ["decode", "--vqvae", vqvae, codes, "-o", dir + "/link.safetensors"],
+            ["sample", "--model", model, "--seconds", "8", "--prime", audio, "--prime-seconds", "1", "-o", dir + "/../" +
+                URL(fileURLWithPath: dir).lastPathComponent + "/a.wav"],
+            ["upsample", "--model", model, codes, "-o", codes],
+            ["bundle", "--vqvae", dir + "/b/vqvae.safetensors", "--prior", model + "/prior-level2.safetensors", "-o", dir + "/b"],
+            ["train", "prior", "--config", repoPath("configs/prior-tiny.json"), "--vqvae", dir + "/run/checkpoint.safetensors",
+             "--level", "2", "--data", dir, "--out", dir + "/run", "--resume"],
+            ["train", "vqvae", "--config", repoPath("configs/vqvae-tiny.json"), "--extend", dir + "/run/checkpoint.safetensors",
+             "--data", dir, "--out", dir + "/run"],
+        ]
+        try fm.copyItem(atPath: audio, toPath: dir + "/c.wav")
+        func snapshot() throws -> [String: Data] {
+            var files: [String: Data] = [:]
+            for name in try fm.subpathsOfDirectory(atPath: dir) where !name.hasSuffix("link.safetensors") {
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: dir + "/" + name, isDirectory: &isDir), !isDir.boolValue {
+                    files[name] = fm.contents(atPath: dir + "/" + name)
+                }
+            }
+            return files
+        }
+        let before = try snapshot()
+        for arguments in cases {
+            let r = try run(arguments)
+            XCTAssertNotEqual(r.status, 0, "\(arguments) should fail")
+            let lines = r.err.split(separator: "\n").filter { !$0.isEmpty }
+            XCTAssertEqual(lines.count, 1, "\(arguments): expected one error line, got: \(r.err)")
+            XCTAssertTrue(r.err.contains("is the same file as"), "\(arguments): \(r.err)")
+        }
+        XCTAssertEqual(try snapshot(), before, "no file may change")
     }
 
     func testHelpExplainsEverySubcommand() throws {

@@ -31,6 +31,11 @@ public final class ModelBundle {
     /// Priors by level.
     public let priors: [Int: Prior]
 
+    /// The files the bundle is made of: its manifest, VQ-VAE and priors.
+    public var files: [String] {
+        [path + "/bundle.json", path + "/" + manifest.vqvae] + manifest.priors.values.sorted().map { path + "/" + $0 }
+    }
+
     /// Loads the bundle in folder `path` and checks that its pieces fit.
     public init(path: String) throws {
         self.path = path

@@ -12,6 +12,11 @@ public struct RunDirectory {
     public var metricsPath: String { path + "/metrics.jsonl" }
     public var configPath: String { path + "/config.json" }
 
+    /// The files of a run in `path`, without looking at or creating anything.
+    public init(naming path: String) {
+        self.path = path
+    }
+
     /// Creates the folder when `resume` is false (refusing one that already holds a run, so
     /// nothing is overwritten), or checks that it holds a checkpoint when `resume` is true.
     public init(_ path: String, resume: Bool) throws {
