@@ -77,14 +77,27 @@ public struct CodeFile {
         guard m["format"] == format else {
             throw ConfigError("\(path): not a jukebox code file (format '\(m["format"] ?? "none")')")
         }
-        guard let rate = Int(m["sample_rate"] ?? ""), let bins = Int(m["codebook_size"] ?? ""),
-              let hopText = m["hops"], let digest = m["vqvae"] else {
+        guard m["version"] == version else {
+            throw ConfigError("\(path): code file version '\(m["version"] ?? "none")' is not supported (this jukebox reads version \(version))")
+        }
+        guard let rateText = m["sample_rate"], let binsText = m["codebook_size"], let hopText = m["hops"], let digest = m["vqvae"] else {
             throw ConfigError("\(path): code file metadata is incomplete (sample_rate, hops, codebook_size, vqvae)")
         }
-        let hops = hopText.split(separator: ",").compactMap { Int($0) }
+        // Every number is range-checked here, where it enters, so sizes computed from them
+        // cannot overflow later.
+        let rate = try Self.number(rateText, "sample_rate", in: 1...maxSampleRate, path)
+        let bins = try Self.number(binsText, "codebook_size", in: 1...(Int(Int16.max) + 1), path)
+        let hops = try hopText.split(separator: ",", omittingEmptySubsequences: false).map {
+            try Self.number(String($0), "hops", in: 1...maxHop, path)
+        }
+        guard !hops.isEmpty, zip(hops, hops.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw ConfigError("\(path): metadata hops '\(hopText)' must rise from level to level")
+        }
         var out = CodeFile(batch: 0, sampleRate: rate, hops: hops, codebookSize: bins, vqvaeDigest: digest,
                            source: m["source"] ?? "")
-        out.samples = m["samples"].flatMap { Int($0) }
+        if let samplesText = m["samples"] {
+            out.samples = try Self.number(samplesText, "samples", in: 0...Int(Int32.max) * hops.last!, path)
+        }
         let known: Set<String> = ["format", "version", "sample_rate", "hops", "codebook_size", "vqvae", "source", "samples"]
         out.extra = m.filter { !known.contains($0.key) }
         for (name, value) in file.tensors {
@@ -107,7 +120,22 @@ public struct CodeFile {
         guard durations.count == 1 else {
             throw ConfigError("\(path): levels cover different durations (\(out.lengths.sorted { $0.key < $1.key }.map { "level\($0.key): \($0.value) codes" }.joined(separator: ", ")))")
         }
+        if let samples = out.samples, samples > out.coveredSamples {
+            throw ConfigError("\(path): metadata samples \(samples) is more than the \(out.coveredSamples) its codes cover")
+        }
         return out
+    }
+
+    /// Highest sample rate and hop a code file may state.
+    public static let maxSampleRate = 768_000
+    public static let maxHop = 1 << 20
+
+    /// `text` as a whole number in `range`, else an error naming the file and the field.
+    static func number(_ text: String, _ field: String, in range: ClosedRange<Int>, _ path: String) throws -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigError("\(path): metadata \(field) '\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
     }
 
     /// Samples covered by the codes.

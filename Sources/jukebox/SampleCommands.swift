@@ -29,6 +29,14 @@ struct SamplingFlags: ParsableArguments {
     @Flag(help: "Continue an interrupted job with the same flags instead of starting over.")
     var resume = false
 
+    func validate() throws {
+        if let temperature, !(temperature > 0 && temperature <= 100) {
+            throw ValidationError("--temperature must be a number above 0 and at most 100, got \(temperature)")
+        }
+        if !(0...65536).contains(topK) { throw ValidationError("--top-k must be in 0...65536 (0: off), got \(topK)") }
+        if !(topP >= 0 && topP <= 1) { throw ValidationError("--top-p must be in 0...1 (0: off), got \(topP)") }
+    }
+
     func bundle() throws -> ModelBundle {
         if let model { return try ModelBundle(path: model) }
         guard let path = Self.defaultModel() else {
@@ -150,8 +158,13 @@ struct Sample: ParsableCommand {
     var songSeconds: Double?
 
     func validate() throws {
-        if !(seconds > 0) { throw ValidationError("--seconds must be positive") }
-        if let songSeconds, !(songSeconds > 0 && songSeconds.isFinite) { throw ValidationError("--song-seconds must be a positive number") }
+        // A day of music is far beyond what sampling here can make; the bound keeps every
+        // length computed from these in range.
+        if !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be above 0 and at most 86400, got \(seconds)") }
+        if let songSeconds, !(songSeconds > 0 && songSeconds <= 86_400) {
+            throw ValidationError("--song-seconds must be above 0 and at most 86400, got \(songSeconds)")
+        }
+        if !(1...256).contains(batch) { throw ValidationError("--batch must be in 1...256, got \(batch)") }
         if prime != nil && !(primeSeconds > 0 && primeSeconds < seconds) {
             throw ValidationError("--prime-seconds must be positive and shorter than --seconds")
         }

@@ -39,6 +39,9 @@ final class CommandLineTests: XCTestCase {
             (["sample", "--model", dir, "--seconds", "10", "-o", dir + "/z.wav"], "bundle"),
             (["sample", "--model", dir, "--seconds", "0", "-o", dir + "/z.wav"], "--seconds"),
             (["bench", "nothing"], "nothing"),
+            (["sample", "--model", dir, "--seconds", "inf", "-o", dir + "/z.wav"], "--seconds"),
+            (["sample", "--model", dir, "--seconds", "10", "--temperature", "inf", "-o", dir + "/z.wav"], "--temperature"),
+            (["upsample", "--model", dir, garbage, "--top-p", "nan", "-o", dir + "/z.wav"], "--top-p"),
         ]
         for (arguments, mention) in cases {
             let r = try run(arguments)

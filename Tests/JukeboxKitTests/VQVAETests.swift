@@ -204,6 +204,33 @@ final class VQVAETests: XCTestCase {
         XCTAssertEqual(CodeStatistics((0..<16).map { Int32($0) }, codebookSize: 16).recurrence, 0)
     }
 
+    /// A code file whose metadata lies (a negative or too large length, hops that overflow,
+    /// an unknown version) is refused when read, with the file and the field named, instead
+    /// of crashing a later computation.
+    func testLyingCodeFileMetadataIsRefused() throws {
+        let dir = temporaryDirectory("lying-codes")
+        var file = CodeFile(batch: 1, sampleRate: 22050, hops: [8, 32, 128], codebookSize: 2048, vqvaeDigest: "d", source: "t")
+        file.set(level: 2, codes: [1, 2, 3, 4], length: 4)
+        file.samples = 500
+        try file.write(dir + "/good.codes.safetensors")
+        XCTAssertEqual(try CodeFile.read(dir + "/good.codes.safetensors").samples, 500)
+        let good = try Safetensors.read(path: dir + "/good.codes.safetensors")
+        let lies: [(String, String, String)] = [("samples", "-5", "samples"), ("samples", "513", "samples"),
+                                                 ("hops", "8,32,9223372036854775807", "hops"), ("hops", "8,,128", "hops"),
+                                                 ("hops", "32,8,128", "hops"), ("sample_rate", "0", "sample_rate"),
+                                                 ("codebook_size", "99999999", "codebook_size"), ("version", "99", "version")]
+        for (key, value, named) in lies {
+            var metadata = good.metadata
+            metadata[key] = value
+            let path = dir + "/\(key)-\(value.count).codes.safetensors"
+            try Safetensors.write(path: path, tensors: good.tensors.map { (name: $0.key, value: $0.value, storeAs: SafetensorsDType.i16) },
+                                  metadata: metadata)
+            XCTAssertThrowsError(try CodeFile.read(path), "\(key)=\(value)") {
+                XCTAssertTrue("\($0)".contains(path) && "\($0)".contains(named), "\(key)=\(value): \($0)")
+            }
+        }
+    }
+
     /// Chunked encoding and decoding equal a whole-signal pass bit for bit, whatever the chunk
     /// size: each window runs on the whole signal's tile grid (see `Tensor+Conv1d.swift`). This
     /// holds whatever kernels OpenBLAS picks; `make test-matrix` runs it under several.
