@@ -48,9 +48,8 @@ struct Encode: ParsableCommand {
         let model = try reportingErrors { try VQVAE.load(vqvae) }
         let levelList = try levels.map { try parseLevels($0, count: model.config.levels, flag: "--levels") }
             ?? Array(0..<model.config.levels)
-        if let outDir {
-            try reportingErrors { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        }
+        let folder = outDir ?? URL(fileURLWithPath: output!).deletingLastPathComponent().path
+        try reportingErrors { try OutputFolder.prepare(folder) }
         var failures = 0
         for (i, input) in inputs.enumerated() {
             let target = output ?? Codec.codePath(for: input, outDirectory: outDir!)

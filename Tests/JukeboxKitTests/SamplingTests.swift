@@ -329,5 +329,23 @@ final class SamplingTests: XCTestCase {
                                                       into: out + "/incomplete")) {
             XCTAssertTrue("\($0)".contains("no prior for levels 0, 1"), "\($0)")
         }
+        // A manifest that points outside its folder, or claims what its files do not say.
+        let fm = FileManager.default
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle.path + "/bundle.json")))
+            as! [String: Any]
+        let lies: [(String, Any, String)] = [("priors", ["2": "../../../../etc/passwd"], "not a file name"),
+                                             ("vqvae", "/etc/passwd", "not a file name"), ("hops", [8, 32, 64], "hops"),
+                                             ("codebook_size", 4096, "codebook_size"), ("sample_rate", 44100, "sample_rate"),
+                                             ("vqvae_digest", "0123", "vqvae_digest")]
+        for (i, (key, value, named)) in lies.enumerated() {
+            let folder = out + "/lying\(i)"
+            try fm.copyItem(atPath: bundle.path, toPath: folder)
+            var changed = manifest
+            changed[key] = value
+            try JSONSerialization.data(withJSONObject: changed).write(to: URL(fileURLWithPath: folder + "/bundle.json"))
+            XCTAssertThrowsError(try ModelBundle(path: folder), key) {
+                XCTAssertTrue("\($0)".contains(folder + "/bundle.json") && "\($0)".contains(named), "\(key): \($0)")
+            }
+        }
     }
 }

@@ -55,7 +55,22 @@ public final class ModelBundle {
             throw ConfigError("\(manifestPath): format \(manifest.format) version \(manifest.version) is not supported")
         }
         self.manifest = manifest
+        // Every file the manifest names lies in the bundle folder itself: a plain file name.
+        for file in [manifest.vqvae] + manifest.priors.values.sorted() {
+            guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                throw ConfigError("\(manifestPath): '\(file)' is not a file name inside the bundle folder")
+            }
+        }
         vqvae = try VQVAE.load(path + "/" + manifest.vqvae)
+        // What the manifest claims must be what the VQ-VAE file says.
+        let claims: [(String, String, String)] = [
+            ("sample_rate", String(manifest.sampleRate), String(vqvae.config.sampleRate)),
+            ("hops", manifest.hops.map(String.init).joined(separator: ","), vqvae.hops.map(String.init).joined(separator: ",")),
+            ("codebook_size", String(manifest.codebookSize), String(vqvae.config.lBins)),
+            ("vqvae_digest", manifest.vqvaeDigest, vqvae.identity)]
+        for (key, claimed, actual) in claims where claimed != actual {
+            throw ConfigError("\(manifestPath): \(key) is \(claimed), but \(manifest.vqvae) says \(actual)")
+        }
         var priors: [Int: Prior] = [:]
         for (key, file) in manifest.priors {
             guard let level = Int(key) else { throw ConfigError("\(manifestPath): prior level '\(key)' is not a number") }
@@ -118,7 +133,7 @@ public final class ModelBundle {
         if let defaultArtist {
             artist = top.vocabulary.artists[Int(try top.vocabulary.artistID(defaultArtist))]
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try OutputFolder.prepare(directory)
         // VQ-VAE: encoders, codebooks and the level-0 decoder (sampling decodes level 0 alone;
         // the others would add a third to its size), its metadata, no training state.
         let source = try Checkpoint.read(vqvaePath, kind: "vqvae")

@@ -113,11 +113,7 @@ public final class MusicSampler {
         try MusicSampler.validate(request, bundle: bundle)
         let fm = FileManager.default
         let folder = URL(fileURLWithPath: jobPath).deletingLastPathComponent().path
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw ConfigError("\(folder): cannot create the output folder (\(error.localizedDescription))")
-        }
+        try OutputFolder.prepare(folder)
         if resume {
             guard fm.fileExists(atPath: jobPath) else {
                 throw ConfigError("\(jobPath): --resume given but there is no job file to resume")

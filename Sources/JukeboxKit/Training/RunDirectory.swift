@@ -30,11 +30,7 @@ public struct RunDirectory {
             if fm.fileExists(atPath: checkpointPath) {
                 throw ConfigError("\(path): already holds a training run; pass --resume to continue it or choose another --out")
             }
-            do {
-                try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
-            } catch {
-                throw ConfigError("\(path): cannot create the run folder (\(error.localizedDescription))")
-            }
+            try OutputFolder.prepare(path)
         }
     }
 
