@@ -91,7 +91,7 @@ struct Decode: ParsableCommand {
     @Argument(help: "Code file.")
     var codes: String
 
-    @Option(help: "Level to decode (default: the lowest present).")
+    @Option(parsing: .unconditional, help: "Level to decode (default: the lowest present).")
     var level: Int?
 
     @Option(name: .shortAndLong, help: "Output WAV file.")

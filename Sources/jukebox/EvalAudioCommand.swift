@@ -35,7 +35,7 @@ struct EvalAudio: ParsableCommand {
     @Flag(help: "Print one JSON object per file and one for the mean (path \"mean\").")
     var json = false
 
-    @Option(help: ArgumentHelp("Measure consecutive segments of this many seconds instead of whole files.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Measure consecutive segments of this many seconds instead of whole files.",
                                discussion: "Each segment gets its own line (path@START-END s); the mean is over all segments."))
     var segment: Double?
 

@@ -20,10 +20,10 @@ struct EvalCodes: ParsableCommand {
     @Argument(help: "Code files.")
     var codes: [String]
 
-    @Option(help: "Level to measure (default: the highest level in each file).")
+    @Option(parsing: .unconditional, help: "Level to measure (default: the highest level in each file).")
     var level: Int?
 
-    @Option(help: "Segment length in seconds (default: whole sequences).")
+    @Option(parsing: .unconditional, help: "Segment length in seconds (default: whole sequences).")
     var seconds: Double?
 
     @Flag(help: "Print one JSON object per file and one for the mean (path \"mean\").")

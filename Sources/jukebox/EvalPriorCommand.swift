@@ -24,7 +24,7 @@ struct EvalPrior: ParsableCommand {
     @Option(help: "Model bundle folder.")
     var model: String
 
-    @Option(help: "Level whose prior to evaluate.")
+    @Option(parsing: .unconditional, help: "Level whose prior to evaluate.")
     var level: Int
 
     @Argument(help: "Code files holding that level (and the level above, for an upsampler).")
@@ -33,7 +33,7 @@ struct EvalPrior: ParsableCommand {
     @Option(help: "Artist to condition on (default: the bundle's).")
     var artist: String?
 
-    @Option(help: "Song length in seconds for the top prior's timing signal (default: what sampling uses).")
+    @Option(parsing: .unconditional, help: "Song length in seconds for the top prior's timing signal (default: what sampling uses).")
     var songSeconds: Double?
 
     @Flag(help: "Give the timing signal each file's own length, as training does.")

@@ -11,16 +11,16 @@ struct SamplingFlags: ParsableArguments {
     @Option(help: "Model bundle folder (default: \(defaultModelPath) in the current folder or in the checkout jukebox was built in).")
     var model: String?
 
-    @Option(help: "Seed: the same seed and flags give the same output bit for bit.")
+    @Option(parsing: .unconditional, help: "Seed: the same seed and flags give the same output bit for bit.")
     var seed: UInt64 = 0
 
-    @Option(help: "Softmax temperature for every level (default: each level's configured value, 0.99).")
+    @Option(parsing: .unconditional, help: "Softmax temperature for every level (default: each level's configured value, 0.99).")
     var temperature: Float?
 
-    @Option(help: "Sample only among the K most likely codes (0: off).")
+    @Option(parsing: .unconditional, help: "Sample only among the K most likely codes (0: off).")
     var topK: Int = 0
 
-    @Option(help: "Sample only among the most likely codes whose probability adds up to P (0: off).")
+    @Option(parsing: .unconditional, help: "Sample only among the most likely codes whose probability adds up to P (0: off).")
     var topP: Float = 0
 
     @Option(name: .shortAndLong, help: "Output: a .wav file (decoded from level 0) or a .codes.safetensors file.")
@@ -131,7 +131,7 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var flags: SamplingFlags
 
-    @Option(help: "Length of the music in seconds.")
+    @Option(parsing: .unconditional, help: "Length of the music in seconds.")
     var seconds: Double
 
     @Option(help: "Artist to condition on (see `jukebox info MODEL`).")
@@ -140,19 +140,19 @@ struct Sample: ParsableCommand {
     @Option(help: "Genre to condition on.")
     var genre: [String] = []
 
-    @Option(help: "Sequences to sample together (written as OUT-1.wav, OUT-2.wav, …).")
+    @Option(parsing: .unconditional, help: "Sequences to sample together (written as OUT-1.wav, OUT-2.wav, …).")
     var batch: Int = 1
 
     @Option(help: "Audio file whose start the music continues.")
     var prime: String?
 
-    @Option(help: "Seconds of --prime to use (default: 5).")
+    @Option(parsing: .unconditional, help: "Seconds of --prime to use (default: 5).")
     var primeSeconds: Double = 5
 
     @Option(help: "Levels to sample, top first, e.g. 2,1,0 (default: all) or 2.")
     var levels: String?
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Length of the song the music is the start of, in seconds, for the top prior's timing signal.",
         discussion: "Default: the median length of the songs the model was trained on (`jukebox info MODEL/prior-*.safetensors` shows it as song_seconds), or --seconds when that is longer. As in Jukebox, this is the song's intended length, not how much is generated."))
     var songSeconds: Double?

@@ -33,16 +33,16 @@ struct TrainVQVAE: ParsableCommand {
     @Option(help: "Run folder for checkpoints and metrics.")
     var out: String
 
-    @Option(help: "Total training steps (default: the config's train.steps).")
+    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
     var steps: Int?
 
-    @Option(help: "Crops per batch (default: the config's train.batch_size).")
+    @Option(parsing: .unconditional, help: "Crops per batch (default: the config's train.batch_size).")
     var batch: Int?
 
-    @Option(help: "Crop length in samples, a multiple of the top hop (default: the config's).")
+    @Option(parsing: .unconditional, help: "Crop length in samples, a multiple of the top hop (default: the config's).")
     var sampleLength: Int?
 
-    @Option(help: "Seed for initialisation, crops and codebook restarts.")
+    @Option(parsing: .unconditional, help: "Seed for initialisation, crops and codebook restarts.")
     var seed: UInt64 = 0
 
     @Flag(help: "Continue the run in --out from its checkpoint.")
@@ -119,7 +119,7 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "The VQ-VAE checkpoint whose codes the prior models.")
     var vqvae: String
 
-    @Option(help: "VQ-VAE level to model (the top level is a prior, lower ones upsamplers).")
+    @Option(parsing: .unconditional, help: "VQ-VAE level to model (the top level is a prior, lower ones upsamplers).")
     var level: Int
 
     @Option(parsing: .upToNextOption, help: "Code files, audio files or folders of them.")
@@ -131,16 +131,16 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Artist/genre labels: a JSON or CSV file.")
     var labels: String?
 
-    @Option(help: "Total training steps (default: the config's train.steps).")
+    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
     var steps: Int?
 
-    @Option(help: "Windows per batch (default: the config's train.batch_size).")
+    @Option(parsing: .unconditional, help: "Windows per batch (default: the config's train.batch_size).")
     var batch: Int?
 
-    @Option(help: "Seed for initialisation and window sampling.")
+    @Option(parsing: .unconditional, help: "Seed for initialisation and window sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "New tokens per sampling window as a fraction of n_ctx, stored with the model (default: the config's; Jukebox uses 0.125 at level 0).")
+    @Option(parsing: .unconditional, help: "New tokens per sampling window as a fraction of n_ctx, stored with the model (default: the config's; Jukebox uses 0.125 at level 0).")
     var hopFraction: Float?
 
     @Flag(help: "Continue the run in --out from its checkpoint.")

@@ -39,6 +39,8 @@ final class CommandLineTests: XCTestCase {
             (["sample", "--model", dir, "--seconds", "10", "-o", dir + "/z.wav"], "bundle"),
             (["sample", "--model", dir, "--seconds", "0", "-o", dir + "/z.wav"], "--seconds"),
             (["bench", "nothing"], "nothing"),
+            (["sample", "--model", dir, "--seconds", "10", "--seed", "-1", "-o", dir + "/z.wav"], "--seed"),
+            (["sample", "--model", dir, "--seconds", "10", "--top-k", "-5", "-o", dir + "/z.wav"], "--top-k"),
             (["encode", "--vqvae", repoPath("models/default/vqvae.safetensors"), garbage, "--out-dir", garbage + "/codes"], "is a file"),
             (["train", "prior", "--config", repoPath("configs/prior-tiny.json"), "--vqvae", repoPath("models/default/vqvae.safetensors"),
               "--level", "2", "--data", dir, "--out", garbage + "/run"], "is a file"),
@@ -49,7 +51,7 @@ final class CommandLineTests: XCTestCase {
         for (arguments, mention) in cases {
             let r = try run(arguments)
             XCTAssertNotEqual(r.status, 0, "\(arguments) should fail")
-            let lines = r.err.split(separator: "\n").filter { !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }
+            let lines = r.err.split(separator: "\n").filter { !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.hasPrefix("Help:") && !$0.isEmpty }
             XCTAssertEqual(lines.count, 1, "\(arguments): expected one error line, got: \(r.err)")
             XCTAssertTrue(r.err.contains(mention), "\(arguments): '\(r.err)' should name \(mention)")
         }

@@ -315,6 +315,17 @@ final class SamplingTests: XCTestCase {
         XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: up, jobPath: out + "/w.codes.safetensors", resume: false)) {
             XCTAssertTrue("\($0)".contains("level 2 is missing"), "\($0)")
         }
+        // A code file too short to upsample is named (there is no --seconds to blame).
+        var short = CodeFile(batch: 1, sampleRate: 8000, hops: bundle.vqvae.hops, codebookSize: 64,
+                             vqvaeDigest: bundle.vqvae.identity, source: "x")
+        short.set(level: 2, codes: [1, 2, 3, 4], length: 4)
+        try short.write(out + "/short.codes.safetensors")
+        up.upsampleFrom = out + "/short.codes.safetensors"
+        up.samples = 4 * 128
+        up.levels = [1, 0]
+        XCTAssertThrowsError(try MusicSampler(bundle: bundle, request: up, jobPath: out + "/s.codes.safetensors", resume: false)) {
+            XCTAssertTrue("\($0)".contains("short.codes.safetensors") && !"\($0)".contains("--seconds"), "\($0)")
+        }
         // A bundle whose priors come from another VQ-VAE.
         XCTAssertThrowsError(try ModelBundle.assemble(vqvae: stack.otherVQVAEPath,
                                                       priors: [stack.dir + "/prior2/checkpoint.safetensors",

@@ -152,6 +152,10 @@ public final class MusicSampler {
             guard let prior = bundle.priors[level] else { throw ConfigError("the bundle has no prior for level \(level)") }
             let window = prior.config.nCtx * bundle.vqvae.hops[level]
             if r.samples < window && level != bundle.topLevel {
+                if let source = r.upsampleFrom {
+                    throw ConfigError(String(format: "%@: its %.2f s of music are shorter than one level-%d window (%.2f s)",
+                                             source, seconds, level, Double(window) / rate))
+                }
                 throw ConfigError(String(format: "--seconds %.2f is shorter than one level-%d window (%.2f s); ask for at least %.2f s",
                                          seconds, level, Double(window) / rate, Double(window) / rate))
             }
