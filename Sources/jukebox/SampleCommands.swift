@@ -117,7 +117,7 @@ struct Sample: ParsableCommand {
             Samples the top level with the prior, then each lower level with its upsampler, in \
             windows of n_ctx codes that each continue the codes already there, and decodes \
             level 0 to audio. --prime WAV continues the start of a recording instead of \
-            starting from silence. --levels with the top level alone (3 for the shipped \
+            starting from silence. --levels with the top level alone (2 for the shipped \
             model; `jukebox info MODEL` lists the levels) stops after it (write a \
             .codes.safetensors file and finish later with `jukebox upsample`).
             After every window the job's state is saved beside the output, so an interrupted \
@@ -126,7 +126,7 @@ struct Sample: ParsableCommand {
             Examples:
               jukebox sample --seconds 20 --seed 3 -o out/song.wav
               jukebox sample --model models/default --seconds 30 --artist "Shawn Parrotte" --prime intro.ogg --prime-seconds 5 -o out/continued.wav
-              jukebox sample --seconds 60 --levels 3 -o out/top.codes.safetensors
+              jukebox sample --seconds 60 --levels 2 -o out/top.codes.safetensors
             """)
 
     @OptionGroup var flags: SamplingFlags
@@ -202,7 +202,7 @@ struct Upsample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample the missing lower levels of a code file.",
         discussion: """
-            Takes a code file with the top level (from `jukebox sample --levels 3` or \
+            Takes a code file with the top level (from `jukebox sample --levels 2` or \
             `jukebox encode`) and samples every lower level it lacks with the bundle's \
             upsamplers, then decodes level 0. Upsampling is the long part of sampling; an \
             interrupted job continues with the same command plus --resume.

@@ -87,7 +87,7 @@ final class CommandLineTests: XCTestCase {
             ["sample", "--model", model, "--seconds", "8", "--prime", audio, "--prime-seconds", "1", "-o", dir + "/../" +
                 URL(fileURLWithPath: dir).lastPathComponent + "/a.wav"],
             ["upsample", "--model", model, codes, "-o", codes],
-            ["bundle", "--vqvae", dir + "/b/vqvae.safetensors", "--prior", model + "/prior-level2.safetensors", "-o", dir + "/b"],
+            ["bundle", "--vqvae", dir + "/b/vqvae.safetensors", "--prior", model + "/upsampler-level0.safetensors", "-o", dir + "/b"],
             ["train", "prior", "--config", repoPath("configs/prior-tiny.json"), "--vqvae", dir + "/run/checkpoint.safetensors",
              "--level", "2", "--data", dir, "--out", dir + "/run", "--resume"],
             ["train", "vqvae", "--config", repoPath("configs/vqvae-tiny.json"), "--extend", dir + "/run/checkpoint.safetensors",
