@@ -72,6 +72,33 @@ extension JukeboxConfig {
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
+    /// The keys (dotted, e.g. `train.learning_rate`) whose values differ between the two
+    /// configs, sorted.
+    public func differences(from other: Self) -> [String] {
+        func object(_ config: Self) -> [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(config.jsonString().utf8))) as? [String: Any] ?? [:]
+        }
+        func compare(_ a: [String: Any], _ b: [String: Any], _ path: String) -> [String] {
+            Set(a.keys).union(b.keys).sorted().flatMap { key -> [String] in
+                let full = path.isEmpty ? key : path + "." + key
+                if let x = a[key] as? [String: Any], let y = b[key] as? [String: Any] { return compare(x, y, full) }
+                let same = a[key].map { NSDictionary(dictionary: ["v": $0]) } == b[key].map { NSDictionary(dictionary: ["v": $0]) }
+                return same ? [] : [full]
+            }
+        }
+        return compare(object(self), object(other), "")
+    }
+
+    /// Throws unless `given` (the config a resumed run was started with again) equals the
+    /// run's own `saved` config, apart from the comment and the step budget.
+    public static func checkResume(given: Self, saved: Self, run: String) throws {
+        let changed = given.differences(from: saved).filter { $0 != "comment" && $0 != "train.steps" }
+        guard changed.isEmpty else {
+            throw ConfigError("\(run): the run was started with another config (differs in \(changed.joined(separator: ", "))); "
+                              + "resume with the config it started with (\(run)/config.json) and the same flags")
+        }
+    }
+
     private static func merge(_ overlay: [String: Any], into base: [String: Any], path: String,
                               source: String) throws -> [String: Any] {
         var out = base

@@ -294,7 +294,17 @@ final class VQVAETrainerTests: XCTestCase {
         XCTAssertEqual(try straight.train(totalSteps: 10) { _ in }, .finished(step: 10))
         let first = try VQVAETrainer(config: config, data: [data], outDirectory: splitDir, seed: 3, resume: false)
         XCTAssertEqual(try first.train(totalSteps: 5) { _ in }, .finished(step: 5))
-        let second = try VQVAETrainer(config: config, data: [data], outDirectory: splitDir, seed: 99, resume: true)
+        // Resuming with another config is refused, naming what differs (a new step budget is not).
+        var other = config
+        other.width += 1
+        other.train.learningRate *= 2
+        other.train.steps += 100
+        XCTAssertThrowsError(try VQVAETrainer(config: other, data: [data], outDirectory: splitDir, seed: 3, resume: true)) {
+            XCTAssertTrue("\($0)".contains("differs in train.learning_rate, width"), "\($0)")
+        }
+        var longer = config
+        longer.train.steps += 100
+        let second = try VQVAETrainer(config: longer, data: [data], outDirectory: splitDir, seed: 99, resume: true)
         XCTAssertEqual(second.step, 5)
         XCTAssertEqual(try second.train(totalSteps: 10) { _ in }, .finished(step: 10))
         XCTAssertEqual(parameters(straight), parameters(second), "resumed run differs from the straight run")

@@ -43,6 +43,7 @@ public final class PriorTrainer {
                 throw ConfigError("\(checkpoint.path): is a \(checkpoint.kind) checkpoint, expected a prior or upsampler")
             }
             config = try PriorConfig.decode(Data(try checkpoint.require("config").utf8), source: checkpoint.path)
+            try PriorConfig.checkResume(given: startConfig, saved: config, run: outDirectory)
             vocabulary = try JSONDecoder().decode(LabelVocabulary.self, from: Data(try checkpoint.require("labels").utf8))
         }
         self.config = config

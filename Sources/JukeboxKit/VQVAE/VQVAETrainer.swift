@@ -60,6 +60,7 @@ public final class VQVAETrainer {
         var config = startConfig
         if let checkpoint {
             config = try VQVAEConfig.decode(Data(try checkpoint.require("config").utf8), source: checkpoint.path)
+            try VQVAEConfig.checkResume(given: startConfig, saved: config, run: outDirectory)
         }
         self.config = config
         self.seed = checkpoint.flatMap { UInt64($0.metadata["seed"] ?? "") } ?? seed
