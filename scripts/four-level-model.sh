@@ -28,56 +28,12 @@ PRIOR_STEPS=${PRIOR_STEPS:-2500}
 UPSAMPLER2_STEPS=${UPSAMPLER2_STEPS:-2500}
 UPSAMPLER1_STEPS=${UPSAMPLER1_STEPS:-1750}
 UPSAMPLER0_STEPS=${UPSAMPLER0_STEPS:-1750}
-BIN=.build/release/jukebox
-SINGULARITY=/usr/share/games/singularity/music
-HYPERROGUE=/usr/share/hyperrogue/music
+NAME=four-level-model
 
-say() { echo "default-model: $*" >&2; }
-
-# 1. Data.
-if [ ! -d "$SINGULARITY" ] || [ ! -d "$HYPERROGUE" ]; then
-    say "installing the training data (singularity-music, hyperrogue-music)"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq singularity-music hyperrogue-music >/dev/null
-fi
-make -s build
-mkdir -p "$RUNS"
+# 1. Data: the two soundtracks (with the build, labels and stage helpers), then all the music.
+. scripts/model-recipe.sh
 scripts/training-music.sh "$RUNS/music"
 MUSIC="$RUNS/music/train.txt"
-
-# Artist labels from the packages' copyright files: one composer per track.
-LABELS="$RUNS/labels.csv"
-{
-    echo "path,artist"
-    find "$SINGULARITY" -name '*.ogg' | sort | sed 's/$/,Max McCracken/'
-    find "$HYPERROGUE" -name 'hr3-*.ogg' | sort | sed 's/$/,Shawn Parrotte/'
-    find "$HYPERROGUE" -name 'hr-domina-*.ogg' | sort | sed 's/$/,Lincoln Domina/'
-    find "$HYPERROGUE" -name 'hr-savino-*.ogg' | sort | sed 's/$/,Will Savino/'
-} > "$LABELS"
-
-# Step of the checkpoint in a run folder (0 when there is none).
-step_of() {
-    if [ -f "$1/checkpoint.safetensors" ]; then
-        "$BIN" info "$1/checkpoint.safetensors" | sed -n 's/.* step \([0-9]*\)$/\1/p'
-    else
-        echo 0
-    fi
-}
-
-# train KIND RUN STEPS ARGS...: runs or resumes a training stage unless it is done.
-train() {
-    kind=$1; run=$2; steps=$3; shift 3
-    done_steps=$(step_of "$run")
-    if [ "$done_steps" -ge "$steps" ]; then
-        say "$run: done ($done_steps steps)"
-        return
-    fi
-    resume=""
-    [ -f "$run/checkpoint.safetensors" ] && resume=--resume
-    say "$run: training $kind to step $steps${resume:+ (resuming at $done_steps)}"
-    "$BIN" train "$kind" "$@" --out "$run" --steps "$steps" --seed "$SEED" $resume
-}
 
 # 2. VQ-VAE: levels 0-2 on the two soundtracks, then level 3 on all the music.
 train vqvae "$RUNS/vqvae" "$VQVAE_STEPS" --config configs/vqvae-small.json --data "$SINGULARITY" "$HYPERROGUE"
@@ -116,13 +72,7 @@ if [ -n "$failed" ]; then
     exit 1
 fi
 
-# 5. Bundle (assembled beside, then moved in, so a failure leaves the old bundle whole; the
-# model card in $OUT stays).
-rm -rf "$OUT.tmp"
-"$BIN" bundle --vqvae "$VQVAE" --prior "$RUNS/prior3/checkpoint.safetensors" \
+# 5. Bundle.
+publish_bundle "$OUT" --vqvae "$VQVAE" --prior "$RUNS/prior3/checkpoint.safetensors" \
     --upsampler "$RUNS/upsampler2/checkpoint.safetensors" --upsampler "$RUNS/upsampler1/checkpoint.safetensors" \
-    --upsampler "$RUNS/upsampler0/checkpoint.safetensors" --half --artist "Max McCracken" -o "$OUT.tmp"
-mkdir -p "$OUT"
-mv -f "$OUT.tmp"/* "$OUT"/
-rmdir "$OUT.tmp"
-say "bundle written to $OUT ($(du -sh "$OUT" | cut -f1))"
+    --upsampler "$RUNS/upsampler0/checkpoint.safetensors" --half --artist "Max McCracken"

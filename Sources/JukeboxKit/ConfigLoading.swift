@@ -75,8 +75,9 @@ extension JukeboxConfig {
     /// The keys (dotted, e.g. `train.learning_rate`) whose values differ between the two
     /// configs, sorted.
     public func differences(from other: Self) -> [String] {
+        // jsonString() is our own encoder's output of a keyed struct: always a JSON object.
         func object(_ config: Self) -> [String: Any] {
-            (try? JSONSerialization.jsonObject(with: Data(config.jsonString().utf8))) as? [String: Any] ?? [:]
+            try! JSONSerialization.jsonObject(with: Data(config.jsonString().utf8)) as! [String: Any]
         }
         func compare(_ a: [String: Any], _ b: [String: Any], _ path: String) -> [String] {
             Set(a.keys).union(b.keys).sorted().flatMap { key -> [String] in

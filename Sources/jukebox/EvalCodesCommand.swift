@@ -11,7 +11,11 @@ struct EvalCodes: ParsableCommand {
             share of codes that repeat the one before, as the mean over consecutive segments of \
             --seconds (whole sequences by default; distinct codes grow with length, so compare \
             files over segments of one length). A prior whose samples use far fewer codes, at a \
-            lower entropy or with more repeats than real music's codes, has collapsed.             Recurrence is the largest share of codes equal to the code a fixed lag earlier             (lags 2-1024): repeated bars give real music a high one only if the VQ-VAE codes             them the same way each time, and codes that never recur cannot be predicted from             context.
+            lower entropy or with more repeats than real music's codes, has collapsed. \
+            Recurrence is the largest share of codes equal to the code a fixed lag earlier \
+            (lags 2-1024): repeated bars give real music a high one only if the VQ-VAE codes \
+            them the same way each time, and codes that never recur cannot be predicted from \
+            context.
 
             Example:
               jukebox eval codes --level 3 --seconds 20 out/sample-*.codes.safetensors held-out-codes/*.codes.safetensors

@@ -280,6 +280,8 @@ struct Bundle: ParsableCommand {
     func run() throws {
         // What assembling writes into the folder: fixed names, and a file per level whose
         // number is known only after loading, so every such file already there counts.
+        // A folder that does not exist yet holds nothing to clash with; one that cannot be
+        // read or written is reported by assembling, which prepares it first.
         let present = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         let written = ["vqvae.safetensors", "bundle.json"]
             + present.filter { ($0.hasPrefix("prior-level") || $0.hasPrefix("upsampler-level")) && $0.hasSuffix(".safetensors") }
