@@ -27,6 +27,8 @@ public enum AudioError: Error, CustomStringConvertible, Equatable {
     case corrupt(path: String, reason: String)
     /// A requested window lies outside the file.
     case windowOutOfRange(path: String, offset: Int, length: Int, available: Int)
+    /// A decoded sample is NaN or infinite (`frame` counts from the file's start).
+    case nonFiniteInput(path: String, frame: Int)
     /// A sample to be written is NaN or infinite.
     case nonFiniteSample(path: String, index: Int)
     /// A dataset has no file long enough to crop from.
@@ -48,6 +50,7 @@ public enum AudioError: Error, CustomStringConvertible, Equatable {
         case .corrupt(let path, let reason): "\(path): corrupt audio (\(reason))"
         case .windowOutOfRange(let path, let offset, let length, let available):
             "\(path): window \(offset)..<\(offset + length) is outside the \(available) samples of the file"
+        case .nonFiniteInput(let path, let frame): "\(path): frame \(frame) holds a NaN or infinite sample"
         case .nonFiniteSample(let path, let index): "\(path): sample \(index) is NaN or infinite, nothing written"
         case .noUsableAudio(let sources, let reason):
             "\(sources.joined(separator: ", ")): no usable audio (\(reason))"

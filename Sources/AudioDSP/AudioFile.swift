@@ -218,6 +218,8 @@ final class SoundFileReader {
     private let handle: OpaquePointer
     private let seekable: Bool
     private var interleaved: [Float] = []   // (blockFrames, channels)
+    /// The frame the next read starts at.
+    private var position = 0
 
     /// Opens `path`, throwing a named error when it is missing, empty, not audio, has no
     /// samples or has a channel count the mixer does not handle.
@@ -264,6 +266,7 @@ final class SoundFileReader {
                 throw AudioError.corrupt(path: info.path, reason: "cannot seek to frame \(frame): "
                                          + String(cString: sf_strerror(handle)))
             }
+            position = frame
             return
         }
         var skipped = 0
@@ -293,7 +296,14 @@ final class SoundFileReader {
                 throw AudioError.corrupt(path: info.path, reason: String(cString: sf_strerror(handle)))
             }
             if got <= 0 { break }
-            interleaved.withUnsafeBufferPointer { mixToMono($0.baseAddress!, frames: got, channels: channels, into: &output) }
+            try interleaved.withUnsafeBufferPointer {
+                // Float files can hold NaN or infinity, which would poison every code and loss.
+                if let bad = firstNonFinite($0.baseAddress!, count: got * channels) {
+                    throw AudioError.nonFiniteInput(path: info.path, frame: position + bad / channels)
+                }
+                mixToMono($0.baseAddress!, frames: got, channels: channels, into: &output)
+            }
+            position += got
             total += got
             if got < want { break }
         }
@@ -329,6 +339,23 @@ final class SoundFileReader {
     /// The error for data that ends before the header's frame count.
     func truncated(at frame: Int) -> AudioError {
         .corrupt(path: info.path, reason: "data ends at frame \(frame) of \(info.frames)")
+    }
+
+    /// Index of the first NaN or infinite value of `x`, if any. Each block of 1024 is checked
+    /// with one branch-free sum of `x[i] · 0` (0 for finite values, NaN otherwise); only a
+    /// block whose sum is NaN is searched.
+    private func firstNonFinite(_ x: UnsafePointer<Float>, count: Int) -> Int? {
+        var start = 0
+        while start < count {
+            let end = min(start + 1024, count)
+            var sum: Float = 0
+            for i in start..<end { sum += x[i] * 0 }
+            if sum != 0 {
+                for i in start..<end where !x[i].isFinite { return i }
+            }
+            start = end
+        }
+        return nil
     }
 
     /// Appends the mean of each frame's channels.
