@@ -30,19 +30,19 @@ public func describe(path: String) throws -> [String] {
         lines.append("model tensors: \(model.count), \(count) values\(header.entries.count > model.count ? " (plus optimizer state)" : "")")
         if let config = m["config"] { lines.append("config: \(config)") }
     case CodeFile.format:
-        let hops = (m["hops"] ?? "").split(separator: ",").compactMap { Int($0) }
-        let rate = Double(m["sample_rate"] ?? "") ?? 0
-        lines.append("code file from \(m["source"] ?? "?"), VQ-VAE \(m["vqvae"] ?? "?"), \(m["codebook_size"] ?? "?") codes, \(m["sample_rate"] ?? "?") Hz")
-        for e in header.entries.sorted(by: { $0.name < $1.name }) {
-            let level = Int(e.name.dropFirst(5)) ?? 0
-            let seconds = level < hops.count && rate > 0 && e.shape.count == 2 ? Double(e.shape[1] * hops[level]) / rate : 0
-            lines.append(String(format: "%@: %d × %d codes (%.2f s each)", e.name, e.shape.first ?? 0, e.shape.last ?? 0, seconds))
+        // The reader checks every number first, so what is shown below cannot overflow.
+        let codes = try CodeFile.read(path)
+        let rate = Double(codes.sampleRate)
+        lines.append("code file from \(codes.source.isEmpty ? "?" : codes.source), VQ-VAE \(codes.vqvaeDigest), \(codes.codebookSize) codes, \(codes.sampleRate) Hz")
+        for level in codes.levels.keys.sorted() {
+            let length = codes.lengths[level]!
+            lines.append(String(format: "level%d: %d × %d codes (%.2f s each)", level, codes.batch, length,
+                                Double(length * codes.hops[level]) / rate))
         }
         for (k, v) in m.sorted(by: { $0.key < $1.key }) where !["format", "version", "source", "vqvae", "codebook_size", "sample_rate", "hops"].contains(k) {
             lines.append("\(k): \(v)")
         }
-        // Code statistics of each level and sequence: reads the codes (still small files).
-        let codes = try CodeFile.read(path)
+        // Code statistics of each level and sequence.
         for level in codes.levels.keys.sorted() {
             for n in 0..<codes.batch {
                 let stats = CodeStatistics(codes.codes(level: level, item: n), codebookSize: codes.codebookSize)

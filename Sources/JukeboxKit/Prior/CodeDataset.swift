@@ -49,9 +49,12 @@ public final class CodeDataset {
         let levels = upsampler ? [level, level + 1] : [level]
         var songs: [CodedSong] = []
         var short = 0
+        var unreadable: [String] = []
         for (i, file) in files.enumerated() {
             let codes: CodeFile
-            if file.hasSuffix(".codes.safetensors") {
+            // Any safetensors file is taken as a code file, so a damaged or foreign one is
+            // reported by the code-file reader rather than as "not an audio file".
+            if file.lowercased().hasSuffix(".safetensors") {
                 codes = try CodeFile.read(file)
                 try Codec.checkCompatible(codes, path: file, model: vqvae)
                 for l in levels where codes.levels[l] == nil {
@@ -67,6 +70,7 @@ public final class CodeDataset {
                         codes = try Codec.encodeFile(file, model: vqvae, levels: Array(0..<vqvae.config.levels))
                     } catch {
                         log("skipping \(error)")
+                        unreadable.append("\(error)")
                         continue
                     }
                     try codes.write(cached)
@@ -81,7 +85,14 @@ public final class CodeDataset {
                                    upper: upper, samples: codes.samples ?? codes.coveredSamples, labels: fileLabels))
         }
         if short > 0 { log("skipping \(short) song\(short == 1 ? "" : "s") shorter than \(minimumCodes) codes (one context)") }
-        guard !songs.isEmpty else { throw ConfigError("no song in \(sources.joined(separator: ", ")) is as long as one context of \(minimumCodes) codes") }
+        guard !songs.isEmpty else {
+            if short == 0, let first = unreadable.first {
+                throw ConfigError("no readable song in \(sources.joined(separator: ", ")): \(first)"
+                                  + (unreadable.count > 1 ? " (and \(unreadable.count - 1) more)" : ""))
+            }
+            throw ConfigError("no song in \(sources.joined(separator: ", ")) is as long as one context of \(minimumCodes) codes"
+                              + (unreadable.isEmpty ? "" : "; \(unreadable.count) could not be read, e.g. \(unreadable[0])"))
+        }
         var test = songs.filter { AudioDataset.isTestKey($0.splitKey) }
         if test.count == songs.count { test = [] }
         let testKeys = Set(test.map(\.source))
