@@ -30,17 +30,17 @@ extension JukeboxConfig {
         return try decode(data, source: path)
     }
 
+    /// The top-level keys the config file at `path` states itself (the rest are defaults).
+    public static func statedKeys(path: String) throws -> Set<String> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("\(path): cannot read the config file")
+        }
+        return Set(try jsonObject(data, source: path).keys)
+    }
+
     /// The defaults overlaid with a JSON object (`source` names it in errors).
     public static func decode(_ data: Data, source: String) throws -> Self {
-        let overlay: Any
-        do {
-            overlay = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw ConfigError("\(source): not valid JSON (\(error.localizedDescription))")
-        }
-        guard let object = overlay as? [String: Any] else {
-            throw ConfigError("\(source): the config must be a JSON object")
-        }
+        let object = try jsonObject(data, source: source)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let defaults = try JSONSerialization.jsonObject(with: encoder.encode(Self())) as! [String: Any]
@@ -98,6 +98,19 @@ extension JukeboxConfig {
             throw ConfigError("\(run): the run was started with another config (differs in \(changed.joined(separator: ", "))); "
                               + "resume with the config it started with (\(run)/config.json) and the same flags")
         }
+    }
+
+    private static func jsonObject(_ data: Data, source: String) throws -> [String: Any] {
+        let overlay: Any
+        do {
+            overlay = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw ConfigError("\(source): not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = overlay as? [String: Any] else {
+            throw ConfigError("\(source): the config must be a JSON object")
+        }
+        return object
     }
 
     private static func merge(_ overlay: [String: Any], into base: [String: Any], path: String,

@@ -236,7 +236,7 @@ final class PriorLearningTests: XCTestCase {
     /// A tiny upsampler learns a deterministic mapping from upper codes: each upper code u
     /// becomes the four lower codes (u, u+1, u+2, u+3) mod bins.
     func testTinyUpsamplerLearnsAMapping() throws {
-        let config = try PriorConfig.load(path: repoPath("configs/upsampler-tiny.json"))
+        let config = try PriorConfig.load(path: repoPath("configs/upsampler-tiny.json"), level: 1)
         let prior = Prior(config: config, levels: 3, vocabulary: LabelVocabulary(), sampleRate: 8000, seed: 3)
         XCTAssertTrue(prior.isUpsampler)
         let adam = Adam(parameters: prior.namedParameters(), learningRate: 3e-3, warmupSteps: 10)

@@ -47,6 +47,26 @@ public struct PriorConfig: JukeboxConfig, Equatable {
 
     public init() {}
 
+    /// The config at `path` for the model of `level`. A config that states its level describes
+    /// that level's model only; one that leaves it out (the upsampler configs, used at levels 1
+    /// and 0) takes `level`. Throws ``LevelError`` when they disagree or neither names a level.
+    public static func load(path: String, level: Int?) throws -> PriorConfig {
+        var config = try load(path: path)
+        let stated = try statedKeys(path: path).contains("level")
+        switch (stated, level) {
+        case (true, let requested?) where requested != config.level:
+            throw LevelError.conflict(path: path, stated: config.level, requested: requested)
+        case (false, nil):
+            throw LevelError.unstated(path: path)
+        case (false, let requested?):
+            config.level = requested
+            try config.validate()
+        default:
+            break
+        }
+        return config
+    }
+
     /// Whether this prior is conditioned on the codes of the level above.
     public func isUpsampler(levels: Int) -> Bool { level < levels - 1 }
 
@@ -57,8 +77,23 @@ public struct PriorConfig: JukeboxConfig, Equatable {
     public var attentionWidth: Int { Int(attnWidthFactor * Float(width)) }
 
     public func validate() throws {
+        // Upper bounds keep every size computed from a config inside Int; whether a model fits
+        // in memory is the memory estimate's question.
         if width < 1 || depth < 1 || heads < 1 { throw ConfigError("keys 'width', 'depth' and 'heads' must be at least 1") }
-        if nCtx < 2 { throw ConfigError("key 'n_ctx' must be at least 2, got \(nCtx)") }
+        if width > 1 << 20 || depth > 4096 || heads > width {
+            throw ConfigError("keys 'width' (at most \(1 << 20)), 'depth' (at most 4096) and 'heads' (at most the width) are out of range")
+        }
+        if nCtx < 2 || nCtx > 1 << 20 { throw ConfigError("key 'n_ctx' must be in 2...\(1 << 20), got \(nCtx)") }
+        if !(attnWidthFactor > 0 && attnWidthFactor <= 64) || !(mlpFactor > 0 && mlpFactor <= 64) {
+            throw ConfigError("keys 'attn_width_factor' and 'mlp_factor' must be in (0, 64]")
+        }
+        if !initScale.isFinite || initScale < 0 { throw ConfigError("key 'init_scale' must be a finite number ≥ 0") }
+        if maxArtists < 1 || maxArtists > 1 << 24 || maxGenres < 1 || maxGenres > 1 << 24 || maxBowGenreSize < 1 || maxBowGenreSize > 1024 {
+            throw ConfigError("keys 'max_artists', 'max_genres' (1...\(1 << 24)) and 'max_bow_genre_size' (1...1024) are out of range")
+        }
+        if tBins > 1 << 20 || !minDuration.isFinite || !maxDuration.isFinite {
+            throw ConfigError("keys 't_bins' (at most \(1 << 20)), 'min_duration' and 'max_duration' must be finite and in range")
+        }
         if blocks < 1 || nCtx % blocks != 0 {
             throw ConfigError("key 'blocks' (\(blocks)) must divide 'n_ctx' (\(nCtx))")
         }
@@ -81,6 +116,22 @@ public struct PriorConfig: JukeboxConfig, Equatable {
     }
 }
 
+/// A config and a requested level that do not go together.
+public enum LevelError: Error, CustomStringConvertible, Equatable {
+    /// The config states `stated`; `requested` was asked for.
+    case conflict(path: String, stated: Int, requested: Int)
+    /// The config states no level and none was asked for.
+    case unstated(path: String)
+
+    public var description: String {
+        switch self {
+        case .conflict(let path, let stated, let requested):
+            "\(path): the config describes a level-\(stated) model, not level \(requested)"
+        case .unstated(let path): "\(path): the config states no level; say which level it is for"
+        }
+    }
+}
+
 /// The upsampler's conditioner: embedding of the upper codes, a conv stack that upsamples ×4
 /// with transposed convolutions, and a layer norm (reference §2.3).
 public struct ConditionerConfig: Codable, Equatable {
@@ -96,9 +147,14 @@ public struct ConditionerConfig: Codable, Equatable {
     public init() {}
 
     func validate() throws {
-        if width < 1 || depth < 1 { throw ConfigError("keys 'conditioner.width' and 'conditioner.depth' must be at least 1") }
-        if downT < 1 { throw ConfigError("key 'conditioner.down_t' must be at least 1") }
-        if dilationCycle < 1 { throw ConfigError("key 'conditioner.dilation_cycle' must be at least 1") }
+        if width < 1 || depth < 1 || width > 1 << 20 || depth > 4096 {
+            throw ConfigError("keys 'conditioner.width' (1...\(1 << 20)) and 'conditioner.depth' (1...4096) are out of range")
+        }
+        if downT < 1 || downT > 16 { throw ConfigError("key 'conditioner.down_t' must be in 1...16") }
+        if dilationCycle < 1 || pow(3, Double(Swift.min(dilationCycle, depth) - 1)) > Double(1 << 20) {
+            throw ConfigError("key 'conditioner.dilation_cycle' must be at least 1 and keep dilations 3^(d mod cycle) within \(1 << 20)")
+        }
+        if !resScale.isFinite { throw ConfigError("key 'conditioner.res_scale' must be a finite number") }
     }
 }
 
@@ -121,8 +177,13 @@ public struct PriorTrainConfig: Codable, Equatable {
     public init() {}
 
     func validate() throws {
-        if batchSize < 1 { throw ConfigError("key 'train.batch_size' must be at least 1") }
-        if !(learningRate > 0) { throw ConfigError("key 'train.learning_rate' must be positive") }
+        if batchSize < 1 || batchSize > 1 << 24 { throw ConfigError("key 'train.batch_size' must be in 1...\(1 << 24)") }
+        if !(learningRate > 0 && learningRate.isFinite) { throw ConfigError("key 'train.learning_rate' must be positive and finite") }
+        if !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1) { throw ConfigError("keys 'train.beta1' and 'train.beta2' must be in [0, 1)") }
+        if !(epsilon > 0 && epsilon.isFinite) || !weightDecay.isFinite || !(gradientClip > 0) {
+            throw ConfigError("keys 'train.epsilon' and 'train.gradient_clip' must be positive, 'train.weight_decay' finite")
+        }
+        if warmupSteps < 0 { throw ConfigError("key 'train.warmup_steps' must be ≥ 0") }
         if steps < 0 { throw ConfigError("key 'train.steps' must be ≥ 0") }
         if checkpointEvery < 1 || logEvery < 1 { throw ConfigError("keys 'train.checkpoint_every' and 'train.log_every' must be at least 1") }
         if evalEvery < 0 { throw ConfigError("key 'train.eval_every' must be ≥ 0") }
