@@ -56,7 +56,7 @@ public struct Checkpoint {
         let entries = tensors.map { name, t in
             (name: name, value: StoredTensor.float(t), storeAs: name.hasPrefix("optim.") ? SafetensorsDType.f32 : storeAs)
         }
-        try Safetensors.write(path: path, tensors: entries, metadata: metadata)
+        try Interrupt.protecting { try Safetensors.write(path: path, tensors: entries, metadata: metadata) }
     }
 
     /// Copies the named tensors into `targets`, strictly: each target must be present with its
@@ -79,6 +79,15 @@ public struct Checkpoint {
     }
 
     /// A metadata value that must be present.
+    /// Throws unless the file holds at least `count` values: a config in the metadata that
+    /// describes a larger model than the weights stored is refused before the model is built.
+    public func requireRoom(forParameters count: Int) throws {
+        let stored = tensors.values.reduce(0) { $0 + $1.count }
+        guard count <= stored else {
+            throw ConfigError("\(path): its config describes \(count) parameters but the file holds only \(stored) values")
+        }
+    }
+
     public func require(_ key: String) throws -> String {
         guard let v = metadata[key] else { throw ConfigError("\(path): metadata '\(key)' is missing") }
         return v

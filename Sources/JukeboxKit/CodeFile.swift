@@ -65,7 +65,7 @@ public struct CodeFile {
             (name: "level\(level)", value: StoredTensor.int16(levels[level]!.map { Int16($0) }, shape: [batch, lengths[level]!]),
              storeAs: SafetensorsDType.i16)
         }
-        try Safetensors.write(path: path, tensors: tensors, metadata: metadata)
+        try Interrupt.protecting { try Safetensors.write(path: path, tensors: tensors, metadata: metadata) }
     }
 
     /// Reads and validates a code file: format, levels consistent with the hops, every code

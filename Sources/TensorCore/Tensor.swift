@@ -7,6 +7,7 @@
 
 import Foundation
 import CSystem
+import Synchronization
 
 /// Reference-counted, 64-byte aligned Float32 buffer. Several tensors may share one storage
 /// (a reshape is a new tensor over the same storage).
@@ -45,9 +46,23 @@ public final class TensorStorage {
         block = raw
         let aligned = raw + (64 - Int(bitPattern: raw) % 64) % 64
         pointer = aligned.bindMemory(to: Float.self, capacity: max(count, 1))
+        let live = TensorStorage.live.add(bytes, ordering: .relaxed).newValue
+        TensorStorage.peak.max(live, ordering: .relaxed)
     }
 
-    deinit { free(block) }
+    deinit {
+        TensorStorage.live.subtract(max(count, 1) * MemoryLayout<Float>.stride, ordering: .relaxed)
+        free(block)
+    }
+
+    private static let live = Atomic<Int>(0)
+    private static let peak = Atomic<Int>(0)
+
+    /// Bytes of tensor memory allocated now, and the most at any time since the last
+    /// ``resetPeakBytes()`` (memory estimates are checked against these).
+    public static var liveBytes: Int { live.load(ordering: .relaxed) }
+    public static var peakBytes: Int { peak.load(ordering: .relaxed) }
+    public static func resetPeakBytes() { peak.store(live.load(ordering: .relaxed), ordering: .relaxed) }
 }
 
 /// A Float32 tensor of any rank in contiguous row-major storage, with reverse-mode autodiff.

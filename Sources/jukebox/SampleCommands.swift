@@ -61,9 +61,32 @@ struct SamplingFlags: ParsableArguments {
     }
 }
 
+/// Prepares a sampling job, saying which flag a request that cannot work came from.
+func makeSampler(bundle: ModelBundle, request: SamplingRequest, flags: SamplingFlags) throws -> MusicSampler {
+    do {
+        return try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
+                                resume: flags.resume)
+    } catch let e as SamplingRequestError {
+        let flag: String = switch e.field {
+        case .length: "--seconds"
+        case .songLength: "--song-seconds"
+        case .batch: "--batch"
+        case .topK: "--top-k"
+        case .topP: "--top-p"
+        case .temperature: "--temperature"
+        case .precision: "--precision"
+        case .primeLength: "--prime-seconds"
+        case .resume: "--resume"
+        }
+        // A job file found without --resume: the fix is the flag, not a problem with it.
+        if e.field == .resume && !flags.resume { throw ConfigError("\(e.problem) (with \(flag) to continue it)") }
+        throw ConfigError("\(flag): \(e.problem)")
+    }
+}
+
 /// Runs a job with a progress line, then writes its output.
 func runSamplingJob(_ sampler: MusicSampler, output: String) throws {
-    Interrupt.install()
+    Interrupt.install(whenCut: "the window in progress did not end within seconds; stopped, keeping the finished windows in \(sampler.jobPath) (continue with --resume)")
     let top = sampler.bundle.topLevel
     let meter = ProgressMeter(total: 1, plainInterval: 10)
     let started = Date()
@@ -190,8 +213,7 @@ struct Sample: ParsableCommand {
                                           genres: genre, temperature: flags.temperature, topK: flags.topK, topP: flags.topP,
                                           batch: batch, levels: chosen, prime: prime, primeSamples: primeSamples,
                                           songSamples: songSeconds.map { Int($0 * Double(rate)) / top * top })
-            let sampler = try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
-                                           resume: flags.resume)
+            let sampler = try makeSampler(bundle: bundle, request: request, flags: flags)
             return (sampler, flags.output)
         }
         try runSamplingJob(sampler, output: output)
@@ -239,8 +261,7 @@ struct Upsample: ParsableCommand {
                                           genres: (input.extra["genres"] ?? "").split(separator: ",").map(String.init),
                                           temperature: flags.temperature, topK: flags.topK, topP: flags.topP,
                                           batch: input.batch, levels: missing, upsampleFrom: codes)
-            return try MusicSampler(bundle: bundle, request: request, jobPath: SamplingOutput.jobPath(for: flags.output),
-                                    resume: flags.resume)
+            return try makeSampler(bundle: bundle, request: request, flags: flags)
         }
         try runSamplingJob(sampler, output: flags.output)
     }

@@ -70,9 +70,12 @@ struct TrainVQVAE: ParsableCommand {
             cfg.train.sampleLength = sampleLength
             try reportingErrors { try cfg.validate() }
         }
-        Interrupt.install()
-        let trainer = try reportingErrors { try VQVAETrainer(config: cfg, data: data, outDirectory: out, seed: seed, resume: resume,
-                                                                   extending: extend) }
+        Interrupt.install(whenCut: "the step in progress did not end within seconds; stopped, keeping the last checkpoint in \(out) (continue with --resume)")
+        let trainer = try reportingErrors {
+            try namingTheBatch(batch, config: config) {
+                try VQVAETrainer(config: cfg, data: data, outDirectory: out, seed: seed, resume: resume, extending: extend)
+            }
+        }
         let total = steps ?? trainer.config.train.steps
         let meter = ProgressMeter(total: total, done: trainer.step)
         printError("training vqvae: \(trainer.model.parameterCount) parameters, step \(trainer.step) → \(total), run folder \(out)")
@@ -119,8 +122,10 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "The VQ-VAE checkpoint whose codes the prior models.")
     var vqvae: String
 
-    @Option(parsing: .unconditional, help: "VQ-VAE level to model (the top level is a prior, lower ones upsamplers).")
-    var level: Int
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "VQ-VAE level to model (the top level is a prior, lower ones upsamplers).",
+        discussion: "Default: the level the config states. A config that states a level describes that level's model, so another --level is refused; the upsampler configs state none and serve levels 1 and 0."))
+    var level: Int?
 
     @Option(parsing: .upToNextOption, help: "Code files, audio files or folders of them.")
     var data: [String]
@@ -149,7 +154,7 @@ struct TrainPrior: ParsableCommand {
     func validate() throws {
         if data.isEmpty { throw ValidationError("--data needs at least one code file, audio file or folder") }
         if let hopFraction, !(hopFraction > 0 && hopFraction <= 1) { throw ValidationError("--hop-fraction must be in (0, 1]") }
-        if level < 0 { throw ValidationError("--level must be ≥ 0") }
+        if let level, level < 0 { throw ValidationError("--level must be ≥ 0, got \(level)") }
         if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
     }
@@ -158,18 +163,28 @@ struct TrainPrior: ParsableCommand {
         try refuseOverwritingInputs(outputs: runFolderOutputs(out),
                                     inputs: [("--config", config), ("--vqvae", vqvae)] + (labels.map { [("--labels", $0)] } ?? [])
                                         + data.map { ("--data", $0) })
-        var cfg = try reportingErrors { try PriorConfig.load(path: config) }
-        cfg.level = level
+        var cfg = try reportingErrors {
+            do {
+                return try PriorConfig.load(path: config, level: level)
+            } catch LevelError.conflict(_, let stated, let requested) {
+                throw ConfigError("--level \(requested) contradicts --config \(config), which states \"level\": \(stated) "
+                                  + "(a config that states a level describes that level's model; leave --level out or use a config for level \(requested))")
+            } catch LevelError.unstated {
+                throw ConfigError("--config \(config) states no level: give --level")
+            }
+        }
         if let batch { cfg.train.batchSize = batch }
         if let hopFraction { cfg.sample.hopFraction = hopFraction }
-        Interrupt.install()
+        Interrupt.install(whenCut: "the step in progress did not end within seconds; stopped, keeping the last checkpoint in \(out) (continue with --resume)")
         let trainer = try reportingErrors {
-            try PriorTrainer(config: cfg, vqvaePath: vqvae, data: data, labels: labels, outDirectory: out, seed: seed,
-                             resume: resume) { printError($0) }
+            try namingTheBatch(batch, config: config) {
+                try PriorTrainer(config: cfg, vqvaePath: vqvae, data: data, labels: labels, outDirectory: out, seed: seed,
+                                 resume: resume) { printError($0) }
+            }
         }
         let total = steps ?? trainer.config.train.steps
         let meter = ProgressMeter(total: total, done: trainer.step)
-        printError("training \(trainer.prior.isUpsampler ? "upsampler" : "prior") for level \(level): \(trainer.prior.parameterCount) parameters, "
+        printError("training \(trainer.prior.isUpsampler ? "upsampler" : "prior") for level \(cfg.level): \(trainer.prior.parameterCount) parameters, "
             + "\(trainer.dataset.train.count) training and \(trainer.dataset.test.count) held-out songs, step \(trainer.step) → \(total)")
         let outcome = try reportingErrors {
             try trainer.train(totalSteps: total) { p in
@@ -180,6 +195,19 @@ struct TrainPrior: ParsableCommand {
             }
         }
         try finishTraining(outcome, meter: meter, checkpoint: trainer.run.checkpointPath)
+    }
+}
+
+/// Runs `body` (a trainer's set-up), saying which setting a run too large for memory came
+/// from: `--batch` when given, else the config's batch size.
+func namingTheBatch<T>(_ batch: Int?, config: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as MemoryError {
+        let fits = e.estimate.largestBatch(fitting: e.available)
+        let source = batch.map { "--batch \($0)" } ?? "--config \(config) (train.batch_size \(e.estimate.batch))"
+        throw ConfigError("\(source): the run \(e); "
+                          + (fits >= 1 ? "a batch of at most about \(fits) fits" : "even a batch of 1 does not fit: use a smaller config"))
     }
 }
 

@@ -34,6 +34,11 @@ public final class PriorTrainer {
     /// Sets up a new run in `outDirectory`, or resumes the one there.
     public init(config startConfig: PriorConfig, vqvaePath: String, data: [String], labels: String?,
                 outDirectory: String, seed: UInt64, resume: Bool, log: (String) -> Void) throws {
+        // Before anything is allocated or written: a run that cannot fit is refused (label
+        // tables counted at their largest, as the data is not read yet).
+        let vqvae = try VQVAE.load(vqvaePath)
+        try startConfig.trainingMemory(batch: startConfig.train.batchSize, levels: vqvae.config.levels).check()
+        self.vqvae = vqvae
         run = try RunDirectory(outDirectory, resume: resume)
         let checkpoint = resume ? try Checkpoint.read(run.checkpointPath) : nil
         var config = startConfig
@@ -47,7 +52,6 @@ public final class PriorTrainer {
             vocabulary = try JSONDecoder().decode(LabelVocabulary.self, from: Data(try checkpoint.require("labels").utf8))
         }
         self.config = config
-        vqvae = try VQVAE.load(vqvaePath)
         guard config.level < vqvae.config.levels else {
             throw ConfigError("--level \(config.level): the VQ-VAE has levels 0...\(vqvae.config.levels - 1)")
         }
@@ -178,6 +182,11 @@ extension Prior {
         guard let levels = Int(try checkpoint.require("levels")), let rate = Int(try checkpoint.require("sample_rate")) else {
             throw ConfigError("\(path): metadata 'levels' or 'sample_rate' is not a number")
         }
+        guard (1...16).contains(levels), config.level < levels, (1...CodeFile.maxSampleRate).contains(rate) else {
+            throw ConfigError("\(path): metadata 'levels' \(levels) (1...16, above the prior's level \(config.level)) or 'sample_rate' \(rate) is out of range")
+        }
+        try checkpoint.requireRoom(forParameters: config.parameterCount(levels: levels, artists: vocabulary.artists.count,
+                                                                         genres: vocabulary.genres.count))
         let prior = Prior(config: config, levels: levels, vocabulary: vocabulary, sampleRate: rate, seed: 0)
         try checkpoint.load(into: prior.namedParameters().map { ($0.name, $0.tensor) })
         if let text = checkpoint.metadata["song_seconds"] {

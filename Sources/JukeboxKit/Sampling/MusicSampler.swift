@@ -8,6 +8,23 @@ import Foundation
 import TensorCore
 import AudioDSP
 
+/// A sampling request that does not fit the models or itself, naming the request's field (the
+/// command line maps each field to its flag).
+public struct SamplingRequestError: Error, CustomStringConvertible {
+    public enum Field: String {
+        case length = "length", songLength = "song length", batch = "batch", topK = "top-k", topP = "top-p"
+        case temperature = "temperature", precision = "precision", primeLength = "prime length", resume = "resume"
+    }
+    public let field: Field
+    /// What is wrong, without the field's name.
+    public let problem: String
+    public init(_ field: Field, _ problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+    public var description: String { "\(field.rawValue): \(problem)" }
+}
+
 /// Everything that determines a sampling job's output. A job file records it; resuming
 /// requires the same request.
 public struct SamplingRequest: Codable, Equatable {
@@ -116,7 +133,7 @@ public final class MusicSampler {
         try OutputFolder.prepare(folder)
         if resume {
             guard fm.fileExists(atPath: jobPath) else {
-                throw ConfigError("\(jobPath): --resume given but there is no job file to resume")
+                throw SamplingRequestError(.resume, "there is no job file \(jobPath) to continue")
             }
             let saved = try CodeFile.read(jobPath)
             guard saved.extra["job"] == request.json else {
@@ -135,7 +152,7 @@ public final class MusicSampler {
             if fm.fileExists(atPath: jobPath) {
                 let what = !jobPath.hasSuffix(".job.codes.safetensors") ? "the output is already there (a finished or an unfinished job)"
                                                              : "an unfinished job is there"
-                throw ConfigError("\(jobPath): \(what); pass --resume to continue a job, or delete the file to start over")
+                throw SamplingRequestError(.resume, "\(jobPath): \(what); continue the job, or delete the file to start over")
             }
             generator = RandomGenerator(seed: request.seed)
             codes = try MusicSampler.initialCodes(request, bundle: bundle)
@@ -144,8 +161,10 @@ public final class MusicSampler {
     }
 
     /// Checks lengths against the models: at least one window of every sampled upsampler (the
-    /// top prior may fill part of one), at most the top prior's longest duration.
+    /// top prior may fill part of one), at most the top prior's longest duration. Throws a
+    /// ``SamplingRequestError`` naming the request's field.
     static func validate(_ r: SamplingRequest, bundle: ModelBundle) throws {
+        typealias E = SamplingRequestError
         let rate = Double(bundle.vqvae.config.sampleRate)
         let seconds = Double(r.samples) / rate
         for level in r.levels {
@@ -156,33 +175,33 @@ public final class MusicSampler {
                     throw ConfigError(String(format: "%@: its %.2f s of music are shorter than one level-%d window (%.2f s)",
                                              source, seconds, level, Double(window) / rate))
                 }
-                throw ConfigError(String(format: "--seconds %.2f is shorter than one level-%d window (%.2f s); ask for at least %.2f s",
-                                         seconds, level, Double(window) / rate, Double(window) / rate))
+                throw E(.length, String(format: "%.2f s is shorter than one level-%d window (%.2f s); ask for at least %.2f s",
+                                        seconds, level, Double(window) / rate, Double(window) / rate))
             }
         }
         let top = bundle.priors[bundle.topLevel]!.config
         if seconds > Double(top.maxDuration) {
-            throw ConfigError(String(format: "--seconds %.0f is longer than the top prior's longest song (%.0f s)", seconds, top.maxDuration))
+            throw E(.length, String(format: "%.0f s is longer than the top prior's longest song (%.0f s)", seconds, top.maxDuration))
         }
         if let song = r.songSamples {
             let songSeconds = Double(song) / rate
-            if song < r.samples { throw ConfigError("--song-seconds must be at least --seconds (the music is part of the song)") }
+            if song < r.samples { throw E(.songLength, "must be at least the length of the music (the music is part of the song)") }
             if songSeconds > Double(top.maxDuration) {
-                throw ConfigError(String(format: "--song-seconds %.0f is longer than the top prior's longest song (%.0f s)", songSeconds, top.maxDuration))
+                throw E(.songLength, String(format: "%.0f s is longer than the top prior's longest song (%.0f s)", songSeconds, top.maxDuration))
             }
         }
-        if r.batch < 1 || r.batch > 64 { throw ConfigError("--batch must be in 1...64, got \(r.batch)") }
-        if r.topK < 0 || r.topK > bundle.vqvae.config.lBins { throw ConfigError("--top-k must be in 0...\(bundle.vqvae.config.lBins)") }
-        if !(r.topP >= 0 && r.topP <= 1) { throw ConfigError("--top-p must be in [0, 1]") }
-        if r.topK > 0 && r.topP > 0 { throw ConfigError("give --top-k or --top-p, not both") }
-        if let t = r.temperature, !(t > 0) { throw ConfigError("--temperature must be positive") }
+        if r.batch < 1 || r.batch > 64 { throw E(.batch, "must be in 1...64, got \(r.batch)") }
+        if r.topK < 0 || r.topK > bundle.vqvae.config.lBins { throw E(.topK, "must be in 0...\(bundle.vqvae.config.lBins) (the codebook size), got \(r.topK)") }
+        if !(r.topP >= 0 && r.topP <= 1) { throw E(.topP, "must be in [0, 1], got \(r.topP)") }
+        if r.topK > 0 && r.topP > 0 { throw E(.topK, "cannot be combined with top-p; give one of them") }
+        if let t = r.temperature, !(t > 0 && t.isFinite) { throw E(.temperature, "must be positive and finite, got \(t)") }
         guard let precision = SamplingPrecision(rawValue: r.precision) else {
-            throw ConfigError("--precision '\(r.precision)' is not one of float16, float32")
+            throw E(.precision, "'\(r.precision)' is not one of float16, float32")
         }
         if precision == .float16 && !SamplingPrecision.halfKernelsAvailable {
-            throw ConfigError("--precision float16 cannot run: \(SamplingPrecision.halfKernelsUnavailableReason ?? "unknown"); use float32")
+            throw E(.precision, "float16 cannot run: \(SamplingPrecision.halfKernelsUnavailableReason ?? "unknown"); use float32")
         }
-        if r.primeSamples >= r.samples { throw ConfigError("--prime-seconds must be shorter than --seconds") }
+        if r.primeSamples >= r.samples { throw E(.primeLength, "must be shorter than the length of the music") }
     }
 
     /// Empty codes for every level, with the prime's codes or the upsampled input's levels.
@@ -211,7 +230,7 @@ public final class MusicSampler {
             // an artificial silence (which would start the continuation off the beat).
             let recording = try AudioFile.read(prime, sampleRate: vq.config.sampleRate)
             guard recording.count >= r.primeSamples else {
-                throw ConfigError("\(prime): holds \(recording.count) samples, fewer than the \(r.primeSamples) asked for by --prime-seconds")
+                throw SamplingRequestError(.primeLength, "\(prime) holds \(recording.count) samples, fewer than the \(r.primeSamples) asked for")
             }
             for level in 0..<vq.config.levels {
                 let reach = vq.encoderReach(level: level)
@@ -412,7 +431,7 @@ public enum SamplingOutput {
         for n in 0..<codes.batch {
             let audio = Codec.decode(codes, level: 0, item: n, model: bundle.vqvae)
             let path = codes.batch == 1 ? output : numberedPath(output, n)
-            try AudioFile.write(path, samples: audio, sampleRate: bundle.vqvae.config.sampleRate)
+            try Interrupt.protecting { try AudioFile.write(path, samples: audio, sampleRate: bundle.vqvae.config.sampleRate) }
             written.append(path)
         }
         try? FileManager.default.removeItem(atPath: job)

@@ -41,7 +41,7 @@ public struct RunDirectory {
         line.append(0x0A)
         if let handle = FileHandle(forWritingAtPath: metricsPath) {
             handle.seekToEndOfFile()
-            handle.write(line)
+            Interrupt.protecting { handle.write(line) }
             handle.closeFile()
         } else {
             FileManager.default.createFile(atPath: metricsPath, contents: line)

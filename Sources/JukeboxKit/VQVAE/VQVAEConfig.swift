@@ -59,20 +59,33 @@ public struct VQVAEConfig: JukeboxConfig, Equatable {
         guard !downsT.isEmpty, downsT.count == stridesT.count, downsT.count == hvqvaeMultipliers.count else {
             throw ConfigError("keys 'downs_t', 'strides_t' and 'hvqvae_multipliers' must list one value per level")
         }
-        if let bad = downsT.firstIndex(where: { $0 < 1 }) { throw ConfigError("key 'downs_t' [\(bad)] must be at least 1") }
-        if stridesT.contains(where: { $0 < 2 || $0 % 2 != 0 }) {
-            throw ConfigError("key 'strides_t' must hold even strides ≥ 2 (kernel 2·stride, padding stride/2)")
+        if downsT.count > 16 { throw ConfigError("key 'downs_t' lists \(downsT.count) levels; at most 16 are supported") }
+        if let bad = downsT.firstIndex(where: { $0 < 1 || $0 > 20 }) { throw ConfigError("key 'downs_t' [\(bad)] must be in 1...20") }
+        if stridesT.contains(where: { $0 < 2 || $0 % 2 != 0 || $0 > 64 }) {
+            throw ConfigError("key 'strides_t' must hold even strides in 2...64 (kernel 2·stride, padding stride/2)")
         }
-        if hvqvaeMultipliers.contains(where: { $0 < 1 }) { throw ConfigError("key 'hvqvae_multipliers' must be ≥ 1") }
-        if width < 1 { throw ConfigError("key 'width' must be at least 1, got \(width)") }
-        if depth < 1 { throw ConfigError("key 'depth' must be at least 1, got \(depth)") }
-        if embWidth < 1 { throw ConfigError("key 'emb_width' must be at least 1, got \(embWidth)") }
+        // The top hop, computed in Double so that it cannot overflow before it is checked.
+        let topHop = zip(downsT, stridesT).reduce(1.0) { $0 * pow(Double($1.1), Double($1.0)) }
+        if topHop > Double(1 << 20) { throw ConfigError("keys 'downs_t' and 'strides_t' give a top hop of \(topHop) samples; at most \(1 << 20)") }
+        if hvqvaeMultipliers.contains(where: { $0 < 1 || $0 > 64 }) { throw ConfigError("key 'hvqvae_multipliers' must be in 1...64") }
+        if width < 1 || width > 1 << 16 { throw ConfigError("key 'width' must be in 1...\(1 << 16), got \(width)") }
+        if depth < 1 || depth > 1024 { throw ConfigError("key 'depth' must be in 1...1024, got \(depth)") }
+        if embWidth < 1 || embWidth > 1 << 16 { throw ConfigError("key 'emb_width' must be in 1...\(1 << 16), got \(embWidth)") }
+        let deepest = depth * hvqvaeMultipliers.max()!
+        let largestDilation = pow(Double(dilationGrowthRate), Double((dilationCycle > 0 ? Swift.min(dilationCycle, deepest) : deepest) - 1))
+        if largestDilation > Double(1 << 20) {
+            throw ConfigError("keys 'depth', 'dilation_growth_rate' and 'dilation_cycle' give a dilation of \(largestDilation); at most \(1 << 20) (use a cycle)")
+        }
         if lBins < 2 || lBins > Int(Int16.max) + 1 {
             throw ConfigError("key 'l_bins' must be in 2...32768 (codes are stored as 16-bit), got \(lBins)")
         }
         if !(lMu > 0 && lMu < 1) { throw ConfigError("key 'l_mu' must be in (0, 1), got \(lMu)") }
         if sampleRate < 1000 || sampleRate > 384_000 { throw ConfigError("key 'sample_rate' \(sampleRate) is not a usable rate") }
-        if mConv <= 0 { throw ConfigError("key 'm_conv' must be positive") }
+        if !(mConv > 0 && mConv <= 64) { throw ConfigError("key 'm_conv' must be in (0, 64]") }
+        if !(commit.isFinite && multispectral.isFinite && lmixL2.isFinite && lmixLinf.isFinite) {
+            throw ConfigError("keys 'commit', 'multispectral', 'lmix_l2' and 'lmix_linf' must be finite")
+        }
+        if !revivalThreshold.isFinite { throw ConfigError("key 'revival_threshold' must be finite") }
         if dilationGrowthRate < 1 { throw ConfigError("key 'dilation_growth_rate' must be at least 1") }
         if dilationCycle < 0 { throw ConfigError("key 'dilation_cycle' must be ≥ 0 (0: no cycle)") }
         if linfK < 1 { throw ConfigError("key 'linf_k' must be at least 1") }
@@ -108,8 +121,14 @@ public struct VQVAETrainConfig: Codable, Equatable {
         if sampleLength <= 1024 {
             throw ConfigError("key 'train.sample_length' \(sampleLength) must exceed 1024: the spectral loss's 2048-point STFT reflect-pads 1024 samples")
         }
-        if batchSize < 1 { throw ConfigError("key 'train.batch_size' must be at least 1") }
-        if !(learningRate > 0) { throw ConfigError("key 'train.learning_rate' must be positive") }
+        if sampleLength > 1 << 30 { throw ConfigError("key 'train.sample_length' must be at most \(1 << 30)") }
+        if batchSize < 1 || batchSize > 1 << 24 { throw ConfigError("key 'train.batch_size' must be in 1...\(1 << 24)") }
+        if !(learningRate > 0 && learningRate.isFinite) { throw ConfigError("key 'train.learning_rate' must be positive and finite") }
+        if !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1) { throw ConfigError("keys 'train.beta1' and 'train.beta2' must be in [0, 1)") }
+        if !(epsilon > 0 && epsilon.isFinite) || !weightDecay.isFinite || !(gradientClip > 0) {
+            throw ConfigError("keys 'train.epsilon' and 'train.gradient_clip' must be positive, 'train.weight_decay' finite")
+        }
+        if warmupSteps < 0 { throw ConfigError("key 'train.warmup_steps' must be ≥ 0") }
         if steps < 0 { throw ConfigError("key 'train.steps' must be ≥ 0") }
         if checkpointEvery < 1 { throw ConfigError("key 'train.checkpoint_every' must be at least 1") }
         if logEvery < 1 { throw ConfigError("key 'train.log_every' must be at least 1") }

@@ -55,6 +55,8 @@ public final class VQVAETrainer {
     /// the kept levels, and priors over them, stay valid for the new VQ-VAE.
     public init(config startConfig: VQVAEConfig, data: [String], outDirectory: String, seed: UInt64,
                 resume: Bool, extending basePath: String? = nil) throws {
+        // Before anything is allocated or written: a run that cannot fit is refused.
+        try startConfig.trainingMemory(batch: startConfig.train.batchSize, sampleLength: startConfig.train.sampleLength).check()
         run = try RunDirectory(outDirectory, resume: resume)
         let checkpoint = resume ? try Checkpoint.read(run.checkpointPath, kind: "vqvae") : nil
         var config = startConfig
@@ -233,15 +235,18 @@ extension VQVAE {
         let checkpoint = try Checkpoint.read(path, kind: "vqvae")
         let config = try VQVAEConfig.decode(Data(try checkpoint.require("config").utf8), source: path)
         let bandwidth = try JSONDecoder().decode(Bandwidth.self, from: Data(try checkpoint.require("bandwidth").utf8))
-        let model = VQVAE(config: config, seed: 0, bandwidth: bandwidth)
+        var decoderLevels = Array(0..<config.levels)
         if let listed = checkpoint.metadata["decoders"] {
             let levels = listed.split(separator: ",").compactMap { Int($0) }
             guard levels.count == listed.split(separator: ",").count, !levels.isEmpty,
                   levels.allSatisfy({ (0..<config.levels).contains($0) }) else {
                 throw ConfigError("\(path): metadata 'decoders' is '\(listed)', not a list of levels below \(config.levels)")
             }
-            model.decoderLevels = levels.sorted()
+            decoderLevels = levels.sorted()
         }
+        try checkpoint.requireRoom(forParameters: config.parameterCount(decoderLevels: decoderLevels))
+        let model = VQVAE(config: config, seed: 0, bandwidth: bandwidth)
+        model.decoderLevels = decoderLevels
         // EMA state (k_sum, k_elem) and optimizer moments are training state: ignored here.
         try checkpoint.load(into: model.inferenceTensors(), allowingExtraPrefixes: ["optim.", "bottlenecks."])
         for b in model.bottlenecks { b.initialized = true }
