@@ -17,7 +17,7 @@ let vectorISA: [SwiftSetting] = []
 let package = Package(
     name: "jukebox",
     products: [
-        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "JukeboxKit"]),
+        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
     ],
     dependencies: [
@@ -33,15 +33,18 @@ let package = Package(
         .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
                 swiftSettings: numeric),
         .target(name: "HalfKernels", swiftSettings: numeric + vectorISA),
-        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "CSystem"], swiftSettings: numeric),
+        // Layers, the transformer block, checkpoints, configs, the training loop and run folder,
+        // and process support (interrupts, progress, output files): what every model shares.
+        .target(name: "ModelKit", dependencies: ["TensorCore", "CSystem"], swiftSettings: numeric),
+        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "TensorCore", "AudioDSP",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "AudioDSP", "TensorCore"],
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore"],
                     swiftSettings: numeric),
     ]
 )

@@ -4,6 +4,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// The codes of one or more levels for N sequences.
 public struct CodeFile {

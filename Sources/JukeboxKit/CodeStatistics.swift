@@ -6,6 +6,7 @@
 // from context, however long.
 
 import Foundation
+import ModelKit
 
 /// Usage figures of a sequence of codes.
 public struct CodeStatistics: Codable, Equatable, Sendable {

@@ -2,6 +2,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// Lines describing the file or bundle folder at `path`.
 public func describe(path: String) throws -> [String] {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TensorCore
 import JukeboxKit
+import ModelKit
 import AudioDSP
 
 struct Bench: ParsableCommand {

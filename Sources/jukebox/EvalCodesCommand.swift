@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import ModelKit
 
 struct EvalCodes: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import ModelKit
 import AudioDSP
 
 struct Eval: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import ModelKit
 
 struct EvalPrior: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import ModelKit
 import AudioDSP
 
 /// The default bundle, used when --model is not given.

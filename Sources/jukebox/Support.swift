@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JukeboxKit
+import ModelKit
 
 /// Runs `body`, turning a library error into one line on stderr (`jukebox: error: …`) and
 /// exit status 1.

@@ -10,6 +10,7 @@ import Foundation
 import TensorCore
 import AudioDSP
 @testable import JukeboxKit
+@testable import ModelKit
 
 final class BadInputTableTests: XCTestCase {
     struct Outcome {

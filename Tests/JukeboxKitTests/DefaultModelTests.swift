@@ -5,6 +5,7 @@ import XCTest
 import Foundation
 import TensorCore
 import JukeboxKit
+import ModelKit
 
 final class DefaultModelTests: XCTestCase {
     func testShippedBundleLoadsAndSamplesDeterministically() throws {

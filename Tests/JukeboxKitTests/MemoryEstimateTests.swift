@@ -5,6 +5,7 @@
 import XCTest
 import TensorCore
 @testable import JukeboxKit
+@testable import ModelKit
 
 final class MemoryEstimateTests: XCTestCase {
     func testParameterCountsEqualTheBuiltModels() throws {

@@ -1,6 +1,7 @@
 import XCTest
 import TensorCore
 import JukeboxKit
+import ModelKit
 
 /// The whole prior's backward against finite differences: every attention pattern of the tiny
 /// prior (row, column, previous-row over blocks of 8), the embeddings, the conditioning and the

@@ -5,6 +5,7 @@ import XCTest
 import Foundation
 import TensorCore
 import JukeboxKit
+import ModelKit
 
 /// A small prior config for tests.
 func testPriorConfig(level: Int = 2, order: Int = 2, nCtx: Int = 64, blocks: Int = 8, width: Int = 32, depth: Int = 3,

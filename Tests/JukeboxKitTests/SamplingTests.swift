@@ -6,6 +6,7 @@ import Foundation
 import TensorCore
 import AudioDSP
 import JukeboxKit
+import ModelKit
 
 final class WindowTests: XCTestCase {
     func testWindowStartsFollowTheReferenceRule() {

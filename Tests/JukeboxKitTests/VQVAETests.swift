@@ -6,6 +6,7 @@ import Foundation
 import TensorCore
 import AudioDSP
 import JukeboxKit
+import ModelKit
 
 /// The tiny config from configs/, found from this source file's location.
 func repoPath(_ relative: String) -> String {

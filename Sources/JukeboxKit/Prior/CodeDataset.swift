@@ -8,6 +8,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// One song's codes and labels.

@@ -6,6 +6,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// Upper-level codes → `(N, T, width)`: embedding, a conv stack that upsamples ×2^down_t with
 /// transposed convolutions and forward-order dilations, and a layer norm.

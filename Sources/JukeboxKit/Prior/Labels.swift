@@ -5,6 +5,7 @@
 // than letters and digits becomes one '_', leading and trailing '_' removed.
 
 import Foundation
+import ModelKit
 
 /// The labels the model knows, "unknown" first (id 0).
 public struct LabelVocabulary: Codable, Equatable, Sendable {

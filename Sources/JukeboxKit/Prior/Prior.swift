@@ -8,6 +8,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// What a window of tokens is conditioned on.
 public struct PriorConditioning {

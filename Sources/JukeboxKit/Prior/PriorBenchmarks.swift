@@ -4,6 +4,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// The benchmark prior's config.
 public func benchmarkPriorConfig() -> PriorConfig {

@@ -3,6 +3,7 @@
 // attn_order 2, tied output); widths and lengths are set per config file.
 
 import Foundation
+import ModelKit
 
 /// A sparse-transformer prior over one level's codes.
 public struct PriorConfig: JukeboxConfig, Equatable {

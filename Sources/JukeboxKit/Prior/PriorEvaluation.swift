@@ -8,6 +8,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// What `jukebox eval prior` reports.
 public struct PriorEvaluation: Codable {

@@ -17,6 +17,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import HalfKernels
 import CSystem
 

@@ -4,6 +4,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// What the prior trainer reports after each logged step.

@@ -4,6 +4,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 /// bundle.json.
 public struct BundleManifest: Codable, Equatable {

@@ -6,6 +6,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// A sampling request that does not fit the models or itself, naming the request's field (the

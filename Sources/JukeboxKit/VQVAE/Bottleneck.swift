@@ -9,6 +9,7 @@
 import Foundation
 import CBLAS
 import TensorCore
+import ModelKit
 
 /// Figures from one quantisation step, for progress and metrics.
 public struct BottleneckMetrics: Codable, Sendable {

@@ -3,6 +3,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// Audio files to code files and back.

@@ -5,6 +5,7 @@
 // Shapes: audio (B, T, 1); latents (B, T / hop, emb_width); block activations (B, T', width).
 
 import TensorCore
+import ModelKit
 
 /// `x + scale · conv1x1(relu(conv3(relu(x), dilation)))`.
 public final class ResConvBlock: Module {

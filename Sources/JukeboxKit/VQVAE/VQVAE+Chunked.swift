@@ -10,6 +10,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 
 extension VQVAE {
     /// Default core length of an encode chunk, in samples (about 12 s at 44.1 kHz). The margins

@@ -6,6 +6,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// Losses and figures of one training or evaluation step.

@@ -3,6 +3,7 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
 
 /// A test signal: three sines and a little noise, `count` samples.

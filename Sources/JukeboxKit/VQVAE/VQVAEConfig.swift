@@ -1,6 +1,7 @@
 // The VQ-VAE's hyperparameters, defaults from Jukebox's `vqvae` hparams (reference §1.1).
 
 import Foundation
+import ModelKit
 
 /// Structure, loss weights and training settings of a three-level VQ-VAE.
 public struct VQVAEConfig: JukeboxConfig, Equatable {

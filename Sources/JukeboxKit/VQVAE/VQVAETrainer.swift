@@ -4,20 +4,8 @@
 
 import Foundation
 import TensorCore
+import ModelKit
 import AudioDSP
-
-/// How a training run ended.
-public enum TrainingOutcome: Equatable {
-    /// Reached the requested step.
-    case finished(step: Int)
-    /// Stopped by Ctrl-C after writing a checkpoint at `step`.
-    case interrupted(step: Int)
-}
-
-/// A training error: a non-finite loss, or bad input.
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-}
 
 /// What the trainer reports after each logged step.
 public struct VQVAEProgress {
@@ -214,14 +202,6 @@ func vqvaeMetadata(_ model: VQVAE, seed: UInt64) -> [String: String] {
         "codebooks_initialized": model.bottlenecks.map { $0.initialized ? "1" : "0" }.joined(separator: ","),
         "digest": model.digest,
     ].merging(model.lineage.isEmpty ? [:] : ["extends": VQVAELineage.format(model.lineage)]) { $1 }
-}
-
-extension Checkpoint {
-    /// The step recorded in the checkpoint at `path`, or 0 when there is none.
-    static func stepOf(_ path: String) -> Int {
-        guard let header = try? Safetensors.readHeader(path: path) else { return 0 }
-        return Int(header.metadata["step"] ?? "") ?? 0
-    }
 }
 
 extension VQVAE {

@@ -5,27 +5,37 @@
 import Foundation
 import TensorCore
 
-/// The schedule fields both training configs share.
-protocol TrainingSchedule {
+/// How a training run ended.
+public enum TrainingOutcome: Equatable {
+    /// Reached the requested step.
+    case finished(step: Int)
+    /// Stopped by Ctrl-C after writing a checkpoint at `step`.
+    case interrupted(step: Int)
+}
+
+/// A training error: a non-finite loss, or bad input.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The schedule fields every training config shares.
+public protocol TrainingSchedule {
     var gradientClip: Float { get }
     var checkpointEvery: Int { get }
     var evalEvery: Int { get }
     var logEvery: Int { get }
 }
 
-extension VQVAETrainConfig: TrainingSchedule {}
-extension PriorTrainConfig: TrainingSchedule {}
-
 /// The bookkeeping of one call to a trainer's `train(totalSteps:)`.
-struct TrainingLoop {
-    let run: RunDirectory
-    let schedule: TrainingSchedule
-    let totalSteps: Int
+public struct TrainingLoop {
+    public let run: RunDirectory
+    public let schedule: TrainingSchedule
+    public let totalSteps: Int
     private let startTime = Date()
     private var lastLogTime = Date()
     private var lastLogStep: Int
 
-    init(run: RunDirectory, schedule: TrainingSchedule, totalSteps: Int, startStep: Int) {
+    public init(run: RunDirectory, schedule: TrainingSchedule, totalSteps: Int, startStep: Int) {
         self.run = run
         self.schedule = schedule
         self.totalSteps = totalSteps
@@ -34,7 +44,7 @@ struct TrainingLoop {
 
     /// Throws a one-line error naming the run and the checkpoint that is kept when `value`
     /// (the loss or gradient norm of step `step`) is not finite.
-    func requireFinite(_ value: Float, _ what: String, step: Int) throws {
+    public func requireFinite(_ value: Float, _ what: String, step: Int) throws {
         guard !value.isFinite else { return }
         throw TrainingError(description: "\(run.path): \(what) became \(value) at step \(step); stopped, "
             + "the last good checkpoint (step \(Checkpoint.stepOf(run.checkpointPath))) is kept")
@@ -42,7 +52,7 @@ struct TrainingLoop {
 
     /// After backward: clips the gradients to the global norm, checks it, and updates.
     /// Returns the learning rate used and the norm before clipping.
-    func update(_ optimizer: Adam, step: Int) throws -> (learningRate: Float, gradientNorm: Float) {
+    public func update(_ optimizer: Adam, step: Int) throws -> (learningRate: Float, gradientNorm: Float) {
         let norm = clipGradientNorm(optimizer.parameters, maxNorm: schedule.gradientClip)
         try requireFinite(norm, "the gradient norm", step: step)
         let lr = optimizer.currentLearningRate
@@ -51,17 +61,17 @@ struct TrainingLoop {
     }
 
     /// Whether step `step` measures the held-out data.
-    func isEvalStep(_ step: Int) -> Bool {
+    public func isEvalStep(_ step: Int) -> Bool {
         schedule.evalEvery > 0 && (step % schedule.evalEvery == 0 || step == totalSteps)
     }
 
     /// Whether step `step` logs (always when it evaluated).
-    func isLogStep(_ step: Int, evaluated: Bool) -> Bool {
+    public func isLogStep(_ step: Int, evaluated: Bool) -> Bool {
         step % schedule.logEvery == 0 || step == totalSteps || evaluated
     }
 
     /// The figures every log row starts with, and the steps per second since the last log.
-    mutating func logFields(step: Int, loss: Float, lossName: String, learningRate: Float,
+    public mutating func logFields(step: Int, loss: Float, lossName: String, learningRate: Float,
                             gradientNorm: Float) -> (row: [String: Any], stepsPerSecond: Double) {
         let now = Date()
         let rate = Double(step - lastLogStep) / Swift.max(now.timeIntervalSince(lastLogTime), 1e-9)
@@ -75,7 +85,7 @@ struct TrainingLoop {
 
     /// After step `step`: on Ctrl-C saves and returns `.interrupted`; saves every
     /// `checkpoint_every` steps (the final save is the caller's).
-    func afterStep(_ step: Int, save: () throws -> Void) throws -> TrainingOutcome? {
+    public func afterStep(_ step: Int, save: () throws -> Void) throws -> TrainingOutcome? {
         if Interrupt.requested {
             try save()
             return .interrupted(step: step)

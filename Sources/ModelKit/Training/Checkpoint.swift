@@ -110,3 +110,11 @@ public struct Checkpoint {
         return String(format: "%016llx", h)
     }
 }
+
+extension Checkpoint {
+    /// The step recorded in the checkpoint at `path`, or 0 when there is none.
+    public static func stepOf(_ path: String) -> Int {
+        guard let header = try? Safetensors.readHeader(path: path) else { return 0 }
+        return Int(header.metadata["step"] ?? "") ?? 0
+    }
+}

@@ -1,4 +1,4 @@
-// The sparse transformer of the priors (reference §2.2): pre-LayerNorm residual blocks whose
+// The sparse transformer of the Jukebox priors (reference §2.2), usable by any model: pre-LayerNorm residual blocks whose
 // attention is factorised over blocks of n_ctx / blocks positions.
 //
 // Shapes: x (N, T, width); q, k, v (N, T, n_state) with n_state = attn_width_factor · width;
@@ -99,7 +99,7 @@ public final class MLP: Module {
     public let cFc: Linear
     public let cProj: Linear
 
-    init(width: Int, hidden: Int, initScale: Float, generator: inout RandomGenerator) {
+    public init(width: Int, hidden: Int, initScale: Float, generator: inout RandomGenerator) {
         cFc = Linear(inputSize: width, outputSize: hidden, std: 0.02 * initScale, generator: &generator)
         cProj = Linear(inputSize: hidden, outputSize: width, std: 0.02 * initScale, generator: &generator)
     }
@@ -118,12 +118,15 @@ public final class ResAttnBlock: Module {
     public let ln1: LayerNorm
     public let mlp: MLP
 
-    init(config c: PriorConfig, pattern: AttentionPattern, generator: inout RandomGenerator) {
-        ln0 = LayerNorm(size: c.width)
-        attn = FactoredAttention(width: c.width, stateWidth: c.attentionWidth, heads: c.heads, pattern: pattern,
-                                 blockLength: c.blockLength, initScale: c.initScale, generator: &generator)
-        ln1 = LayerNorm(size: c.width)
-        mlp = MLP(width: c.width, hidden: Int(c.mlpFactor * Float(c.width)), initScale: c.initScale, generator: &generator)
+    /// A block of `width` with attention of inner width `stateWidth` in `heads` heads over
+    /// `pattern` (blocks of `blockLength`), an MLP of `hidden`, weights N(0, (0.02·initScale)²).
+    public init(width: Int, stateWidth: Int, heads: Int, hidden: Int, pattern: AttentionPattern, blockLength: Int,
+                initScale: Float, generator: inout RandomGenerator) {
+        ln0 = LayerNorm(size: width)
+        attn = FactoredAttention(width: width, stateWidth: stateWidth, heads: heads, pattern: pattern,
+                                 blockLength: blockLength, initScale: initScale, generator: &generator)
+        ln1 = LayerNorm(size: width)
+        mlp = MLP(width: width, hidden: hidden, initScale: initScale, generator: &generator)
     }
 
     public func callAsFunction(_ x: Tensor, capture: ((Tensor, Tensor) -> Void)? = nil) -> Tensor {
@@ -142,9 +145,9 @@ public final class ResAttnBlock: Module {
 public final class Transformer: Module {
     public let blocks: [ResAttnBlock]
 
-    init(config c: PriorConfig, generator: inout RandomGenerator) {
-        let patterns = AttentionPattern.layout(order: c.attnOrder, depth: c.depth)!
-        blocks = patterns.map { ResAttnBlock(config: c, pattern: $0, generator: &generator) }
+    /// A stack of `blocks`.
+    public init(blocks: [ResAttnBlock]) {
+        self.blocks = blocks
     }
 
     /// `x (N, T, width)` → same shape. `capture(layer, k, v)` sees every layer's keys and values.

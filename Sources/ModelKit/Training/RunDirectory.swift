@@ -66,7 +66,7 @@ public struct RunDirectory {
 }
 
 /// Five significant digits, for logs: keeps JSON short and readable.
-func rounded(_ x: Float) -> Double {
+public func rounded(_ x: Float) -> Double {
     guard x.isFinite else { return Double(x) }
     return Double(String(format: "%.5g", Double(x))) ?? Double(x)
 }
