@@ -8,6 +8,7 @@
 #   {train,validation,test}/COLLECTION/FILE-X.mid   one MIDI file per tune, from abc2midi
 #   tunes.tsv     id, collection, meter, split, file (one row per kept tune)
 #   dropped.tsv   id, collection, reason, detail (one row per tune left out)
+#   abc2midi-errors.tsv   id, collection, message (abc2midi's error messages on kept tunes)
 #   README        where the data comes from, its licences, how it was made, the counts
 #   license-corpus.txt, license-essenFolksong.txt   the licence notes from the wheel
 #
@@ -24,17 +25,16 @@
 #    changes only to one of these. A tune without M: is in free meter by the ABC 2.1 standard
 #    and is dropped like M:none and Essen's M:FREI4/4 (no tune of these collections lacks M:).
 #    A tune whose notes, key, unit length and meter repeat those of an earlier tune exactly is
-#    dropped as a duplicate (the Essen test files copy other tunes; such pairs would otherwise
-#    land in different splits).
-# 5. abc2midi converts each kept tune. -NFER: a fermata would lengthen its note and move every
+#    dropped as a duplicate (the Essen test files copy other tunes, and some tunes appear twice
+#    under different names; kept, a copy could land in test and its twin in train).
+# 5. Split by tune: the POSIX cksum CRC of the tune id, modulo 100: below 85 train, below 90
+#    validation, the rest test. It depends on the id alone, so a tune keeps its split when
+#    other tunes come or go.
+# 6. abc2midi converts each kept tune. -NFER: a fermata would lengthen its note and move every
 #    later bar line off the grid. -NFNP: dynamics (!f!, !mf!) would change note velocities,
 #    and the melody reader finds the downbeat from abc2midi's bar accents (the first note of
 #    each bar has velocity 105, %%MIDI beat 105 95 80 1). -NGRA, -NGUI: no grace notes and no
-#    guitar-chord accompaniment. A tune abc2midi fails on (non-zero exit, or no MIDI file) is
-#    dropped.
-# 6. Split by tune: the POSIX cksum CRC of the tune id, modulo 100: below 85 train, below 90
-#    validation, the rest test. It depends on the id alone, so a tune keeps its split when
-#    other tunes come or go.
+#    guitar-chord accompaniment. A tune is dropped when no MIDI file comes out.
 # 7. Everything is built in a temporary folder under data/ and renamed into place at the end;
 #    a stamp (script version, wheel hash, abc2midi version) makes a rerun a quick no-op.
 #
@@ -61,26 +61,27 @@ TAB=$(printf '\t')
 
 die() { echo "melody-data: $*" >&2; exit 1; }
 
-# summary DIR: the tunes kept per collection and split, and those dropped per reason, from
-# DIR/tunes.tsv and DIR/dropped.tsv.
+# summary DIR: the tunes kept per collection and split, those of them abc2midi reported errors
+# on, and those dropped per reason, from DIR's tunes.tsv, abc2midi-errors.tsv and dropped.tsv.
 summary() {
     awk -F '\t' -v collections="$COLLECTIONS" '
         FNR == 1 { next }
         FILENAME ~ /tunes\.tsv$/ { kept[$2, $4]++; kept[$2]++; kept["all", $4]++; kept["all"]++; next }
+        FILENAME ~ /errors\.tsv$/ { if (!($1 in erred)) { erred[$1] = 1; errors[$2]++; errors["all"]++ }; next }
         { dropped[$2, $3]++; dropped["all", $3]++; dropped[$2]++; dropped["all"]++ }
         END {
             n = split(collections " all", c, " ")
             split("train validation test", s, " ")
-            r = split("meter|meter change|duplicate|abc2midi failed|no MIDI written", reason, "|")
-            printf "%-14s %6s %6s %10s %6s   %7s", "tunes", "kept", "train", "validation", "test", "dropped"
+            r = split("meter|meter change|duplicate|no MIDI", reason, "|")
+            printf "%-14s %6s %6s %10s %6s %15s   %7s", "tunes", "kept", "train", "validation", "test", "abc2midi errors", "dropped"
             for (j = 1; j <= r; j++) printf "  %s", reason[j]
             printf "\n"
             for (i = 1; i <= n; i++) {
-                printf "%-14s %6d %6d %10d %6d   %7d", c[i], kept[c[i]], kept[c[i], s[1]], kept[c[i], s[2]], kept[c[i], s[3]], dropped[c[i]]
+                printf "%-14s %6d %6d %10d %6d %15d   %7d", c[i], kept[c[i]], kept[c[i], s[1]], kept[c[i], s[2]], kept[c[i], s[3]], errors[c[i]], dropped[c[i]]
                 for (j = 1; j <= r; j++) printf "  %" length(reason[j]) "d", dropped[c[i], reason[j]]
                 printf "\n"
             }
-        }' "$1/tunes.tsv" "$1/dropped.tsv"
+        }' "$1/tunes.tsv" "$1/abc2midi-errors.tsv" "$1/dropped.tsv"
 }
 
 # chunk_counts: HOOK for the melody reader (not written yet). When the built jukebox has
@@ -151,13 +152,13 @@ CORPUS=$WORK/wheel/music21/corpus
 cp "$CORPUS/license.txt" "$BUILD/license-corpus.txt"
 cp "$CORPUS/essenFolksong/license.txt" "$BUILD/license-essenFolksong.txt"
 
-# 3 and 4. Split into tunes, judge each one's meter, and write the kept ones to
-# WORK/abc/COLLECTION/FILE-X.abc. One line per tune on stdout: id, collection, name, meter,
-# verdict ("keep", or a reason and its detail).
-for c in $COLLECTIONS; do mkdir -p "$WORK/abc/$c" "$BUILD/train/$c" "$BUILD/validation/$c" "$BUILD/test/$c"; done
+# 3 and 4. Split into tunes, judge each one's meter, and write each kept one to
+# WORK/abc/COLLECTION/FILE-X.abc and its id to WORK/id/COLLECTION/FILE-X. One line per tune on
+# stdout: id, collection, name, meters, verdict ("keep", or a reason and its detail).
+for c in $COLLECTIONS; do mkdir -p "$WORK/abc/$c" "$WORK/id/$c" "$BUILD/train/$c" "$BUILD/validation/$c" "$BUILD/test/$c"; done
 files=$(cd "$WORK/wheel" && for c in $COLLECTIONS; do ls music21/corpus/$c/*.abc; done | sort)
 [ -n "$files" ] || die "no .abc files found in $MUSIC21_WHEEL"
-(cd "$WORK/wheel" && awk -v out="$WORK/abc" '
+(cd "$WORK/wheel" && awk -v out="$WORK" '
     function field(line) { line = substr(line, 3); sub(/%.*/, "", line); gsub(/[ \t\r]/, "", line); return line }
     function duple(m) { return m == "4/4" || m == "C" || m == "C|" || m == "2/2" || m == "2/4" }
     # meter_change(m): records a body meter; the first non-duple one decides the verdict.
@@ -176,8 +177,11 @@ files=$(cd "$WORK/wheel" && for c in $COLLECTIONS; do ls music21/corpus/$c/*.abc
         else {
             verdict = "keep"
             first[key] = id
-            path = out "/" collection "/" name ".abc"
+            path = out "/abc/" collection "/" name ".abc"
             printf "%s%s", header, tune > path
+            close(path)
+            path = out "/id/" collection "/" name   # the id alone, for cksum
+            printf "%s", id > path
             close(path)
         }
         printf "%s\t%s\t%s\t%s\t%s\n", id, collection, name, meters, verdict
@@ -224,31 +228,42 @@ files=$(cd "$WORK/wheel" && for c in $COLLECTIONS; do ls music21/corpus/$c/*.abc
     END { finish() }
 ' $files) > "$WORK/tunes.txt" || die "splitting the .abc files into tunes failed"
 
-# 5 and 6. Convert, and assign the split.
+# 5. The split of each kept tune from the CRC of its id; one cksum reads all the id files
+# (the same CRC as `printf %s ID | cksum`). The verdict "keep" becomes the split.
+(cd "$WORK/id" && find . -type f | xargs cksum) > "$WORK/crc.txt" || die "cksum failed"
+awk -F '\t' -v OFS='\t' '
+    NR == FNR { split($0, f, " "); crc[substr(f[3], 3)] = f[1]; next }   # CRC, length, ./COLLECTION/NAME
+    $5 == "keep" {
+        bucket = crc[$2 "/" $3] % 100
+        $5 = bucket < 85 ? "train" : bucket < 90 ? "validation" : "test"
+    }
+    { print }' "$WORK/crc.txt" "$WORK/tunes.txt" > "$WORK/tunes-split.txt"
+
+# 6. Convert. abc2midi exits with 0 even when it reports errors, and often recovers from them
+# (a bowing mark before an annotation, a staccato dot after a broken-rhythm sign, which it
+# then plays evenly), so a tune is dropped only when no MIDI file comes out; the error
+# messages of the tunes kept go to abc2midi-errors.tsv.
 printf 'id\tcollection\tmeter\tsplit\tfile\n' > "$BUILD/tunes.tsv"
 printf 'id\tcollection\treason\tdetail\n' > "$BUILD/dropped.tsv"
-while IFS="$TAB" read -r id collection name meter verdict detail; do
-    if [ "$verdict" != keep ]; then
-        printf '%s\t%s\t%s\t%s\n' "$id" "$collection" "$verdict" "$detail" >> "$BUILD/dropped.tsv"
-        continue
-    fi
-    set -- $(printf '%s' "$id" | cksum)   # CRC, length
-    bucket=$(($1 % 100))
-    if [ "$bucket" -lt 85 ]; then split=train
-    elif [ "$bucket" -lt 90 ]; then split=validation
-    else split=test; fi
+printf 'id\tcollection\tmessage\n' > "$BUILD/abc2midi-errors.tsv"
+while IFS="$TAB" read -r id collection name meter split detail; do
+    case $split in
+        train|validation|test) ;;
+        *) printf '%s\t%s\t%s\t%s\n' "$id" "$collection" "$split" "$detail" >> "$BUILD/dropped.tsv"; continue ;;
+    esac
     file=$split/$collection/$name.mid
     # shellcheck disable=SC2086 # the flags are separate words
-    if ! abc2midi "$WORK/abc/$collection/$name.abc" $ABC2MIDI_FLAGS -o "$BUILD/$file" >"$WORK/abc2midi.log" 2>&1; then
-        printf '%s\t%s\tabc2midi failed\t%s\n' "$id" "$collection" "$(tr '\t\n' '  ' < "$WORK/abc2midi.log" | cut -c 1-200)" >> "$BUILD/dropped.tsv"
-        rm -f "$BUILD/$file"
-    elif [ ! -s "$BUILD/$file" ]; then
-        printf '%s\t%s\tno MIDI written\t%s\n' "$id" "$collection" "$(tr '\t\n' '  ' < "$WORK/abc2midi.log" | cut -c 1-200)" >> "$BUILD/dropped.tsv"
-        rm -f "$BUILD/$file"
-    else
+    abc2midi "$WORK/abc/$collection/$name.abc" $ABC2MIDI_FLAGS -o "$BUILD/$file" >"$WORK/abc2midi.log" 2>&1 || true
+    if [ -s "$BUILD/$file" ]; then
         printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$collection" "$meter" "$split" "$file" >> "$BUILD/tunes.tsv"
+        while read -r line; do
+            case $line in Error*) printf '%s\t%s\t%s\n' "$id" "$collection" "$line" >> "$BUILD/abc2midi-errors.tsv" ;; esac
+        done < "$WORK/abc2midi.log"
+    else
+        rm -f "$BUILD/$file"
+        printf '%s\t%s\tno MIDI\t%s\n' "$id" "$collection" "$(grep -m 1 Error "$WORK/abc2midi.log" || echo "abc2midi wrote nothing")" >> "$BUILD/dropped.tsv"
     fi
-done < "$WORK/tunes.txt"
+done < "$WORK/tunes-split.txt"
 [ "$(wc -l < "$BUILD/tunes.tsv")" -gt 1 ] || die "no tune was converted; see abc2midi $ABC2MIDI_FLAGS on one of $WORK/abc"
 
 COUNTS=$(summary "$BUILD")
