@@ -45,7 +45,7 @@
 # commit these tunes or anything derived from them note for note.
 set -eu
 
-SCRIPT_VERSION=1
+SCRIPT_VERSION=2   # bump when the output changes: a rerun then rebuilds
 MUSIC21_VERSION=10.5.1
 MUSIC21_WHEEL=music21-$MUSIC21_VERSION-py3-none-any.whl
 MUSIC21_SHA256=dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1
@@ -95,9 +95,13 @@ chunk_counts() {
     fi
 }
 
-ABC2MIDI_VERSION=$(abc2midi -ver 2>/dev/null || echo none)
-STAMP="melody-data $SCRIPT_VERSION; music21 $MUSIC21_VERSION sha256 $MUSIC21_SHA256; abc2midi $ABC2MIDI_VERSION; flags $ABC2MIDI_FLAGS"
-if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$STAMP" ]; then
+# stamp: what the data in $OUT was made from; a different abc2midi may convert differently.
+stamp() {
+    echo "melody-data $SCRIPT_VERSION; music21 $MUSIC21_VERSION sha256 $MUSIC21_SHA256;" \
+        "abc2midi $(abc2midi -ver 2>/dev/null || echo none); flags $ABC2MIDI_FLAGS"
+}
+
+if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$(stamp)" ]; then
     echo "melody-data: $OUT is up to date"
     summary "$OUT"
     chunk_counts
@@ -116,10 +120,9 @@ if [ -n "$need" ]; then
     else die "need root or sudo to install$need (or install them yourself)"; fi
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need; } >/dev/null 2>&1 ||
         die "apt-get could not install$need"
-    ABC2MIDI_VERSION=$(abc2midi -ver 2>/dev/null) || die "abc2midi does not run after installing abcmidi"
-    STAMP="melody-data $SCRIPT_VERSION; music21 $MUSIC21_VERSION sha256 $MUSIC21_SHA256; abc2midi $ABC2MIDI_VERSION; flags $ABC2MIDI_FLAGS"
 fi
-for tool in awk cksum sha256sum sort mktemp; do
+ABC2MIDI_VERSION=$(abc2midi -ver 2>/dev/null) || die "abc2midi does not run (Debian package abcmidi)"
+for tool in awk cksum sha256sum sort cut find xargs mktemp; do
     command -v $tool >/dev/null 2>&1 || die "missing tool: $tool"
 done
 
@@ -271,30 +274,36 @@ cat > "$BUILD/README" <<EOF
 Folk melodies for jukebox's symbolic melody models, made by scripts/melody-data.sh
 (version $SCRIPT_VERSION). Do not commit or redistribute anything in this folder.
 
-Source: the corpus inside the music21 $MUSIC21_VERSION wheel from PyPI ($MUSIC21_WHEEL,
-sha256 $MUSIC21_SHA256), its ABC collections essenFolksong (Essen folk song database, ABC
-encodings by Seymour Schlien), ryansMammoth (Ryan's Mammoth Collection, 1883, encoded by
-contributors named in each file), airdsAirs (James Aird's Selection of Scotch, English, Irish
-and Foreign Airs, 1778-, encoded by Jack Campin, 2009) and miscFolk; nothing else of music21.
+Source: the corpus inside the music21 $MUSIC21_VERSION wheel from PyPI
+($MUSIC21_WHEEL, sha256 $MUSIC21_SHA256):
+its ABC collections essenFolksong (the Essen folk song database, ABC encodings by Seymour
+Schlien), ryansMammoth (Ryan's Mammoth Collection, 1883, encoded by the contributors named in
+each file), airdsAirs (James Aird's Selection of Scotch, English, Irish and Foreign Airs,
+1778-, encoded by Jack Campin, 2009) and miscFolk (colonial American fife tunes and Bruce and
+Stokoe's Northumbrian Minstrelsy, 1882, encoded by Jack Campin); nothing else of music21.
 
 Licences: music21 itself is BSD-licensed; its corpus is not. license-corpus.txt: some
-encodings "may not be used for commercial uses or have other restrictions". license-
-essenFolksong.txt: the legal status of the Essen database is unclear; Ewa Dahlig-Turek gave
-permission for non-commercial distribution and use in music21. Use this data for
-non-commercial research only, and keep its tunes and note-for-note derivatives out of git.
+encodings "may not be used for commercial uses or have other restrictions".
+license-essenFolksong.txt: the legal status of the Essen database is unclear; Ewa
+Dahlig-Turek gave permission for non-commercial distribution and use in music21. Use this
+data for non-commercial research only, and keep its tunes and anything derived from them note
+for note out of git.
 
-Made with: $ABC2MIDI_VERSION, abc2midi TUNE.abc $ABC2MIDI_FLAGS -o TUNE.mid, one tune per
-file, the file's header copied in front. Kept: duple meters (M:4/4, C, C|, 2/2, 2/4, also
-after meter changes in the body); dropped: other and free meters, exact duplicates, tunes
-abc2midi fails on (dropped.tsv says which and why). In the MIDI files the first note of every
-bar has velocity 105 (abc2midi's %%MIDI beat 105 95 80 1): that marks the downbeat.
-Split by tune: cksum of the id (COLLECTION/FILE/X) modulo 100, <85 train, <90 validation,
-else test. tunes.tsv lists the kept tunes; its meter column lists the tune's meters in order.
+Made with abc2midi ($ABC2MIDI_VERSION): abc2midi TUNE.abc $ABC2MIDI_FLAGS,
+one tune per file with its file's header in front. Kept: duple meters (M:4/4, C, C|, 2/2,
+2/4, also after a change in the body); dropped: other and free meters, exact duplicates, and
+tunes without MIDI output (dropped.tsv says which and why). abc2midi-errors.tsv lists the
+error messages abc2midi printed for tunes it still converted. In the MIDI files the first
+note of every bar has velocity 105 (abc2midi's %%MIDI beat 105 95 80 1): it marks the
+downbeat. A tune with several voices is a format-1 file with one track per voice.
+Split by tune: the cksum CRC of the id (COLLECTION/FILE/X) modulo 100: below 85 train,
+below 90 validation, else test. tunes.tsv lists the kept tunes; its meter column lists each
+tune's meters in order.
 
 $COUNTS
 EOF
 
-echo "$STAMP" > "$BUILD/.stamp"
+stamp > "$BUILD/.stamp"
 # Swap in the new folder: the old one is moved aside first, so $OUT is never half-written.
 if [ -e "$OUT" ]; then mv "$OUT" "$TMP/old"; fi
 mv "$BUILD" "$OUT"
