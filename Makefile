@@ -15,7 +15,7 @@ ifneq (,$(findstring j,$(filter-out --%,$(MAKEFLAGS))))
 export JUKEBOX_THREADS := 1
 endif
 
-.PHONY: all deps build test test-matrix demo samples continue default-model bench clean
+.PHONY: all deps build test test-matrix demo samples continue default-model bench melody-data clean
 
 all: build
 
@@ -74,6 +74,11 @@ bench: build
 	$(BIN) bench audio
 	$(BIN) bench vqvae
 	$(BIN) bench prior
+
+# Folk melodies for the symbolic melody models, from the music21 wheel (non-commercial
+# licences: data/melody is never committed); quick when already built.
+melody-data:
+	scripts/melody-data.sh
 
 clean:
 	rm -rf .build out
