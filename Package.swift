@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "JukeboxKit"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
+        .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,6 +40,9 @@ let package = Package(
             dependencies: ["JukeboxKit", "TensorCore", "AudioDSP",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
+        // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
+        // `make fuzz` builds it with `-sanitize=fuzzer,address -D FUZZING` (scripts/fuzz.sh).
+        .executableTarget(name: "JukeboxFuzz", dependencies: ["JukeboxKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "AudioDSP", "TensorCore"],
