@@ -15,7 +15,7 @@ ifneq (,$(findstring j,$(filter-out --%,$(MAKEFLAGS))))
 export JUKEBOX_THREADS := 1
 endif
 
-.PHONY: all deps build test test-matrix demo samples continue default-model bench clean
+.PHONY: all deps build test test-matrix demo samples continue default-model bench fuzz clean
 
 all: build
 
@@ -74,6 +74,16 @@ bench: build
 	$(BIN) bench audio
 	$(BIN) bench vqvae
 	$(BIN) bench prior
+
+# `make fuzz`: every file reader under libFuzzer with the address sanitizer, one target after
+# another, seeded with valid files (scripts/fuzz.sh; work folder fuzz/). For example
+# `make fuzz FUZZ_SECONDS=600` or `make fuzz FUZZ_RUNS=1000000 FUZZ_SECONDS=0 FUZZ_TARGETS=audio`.
+# `make test` does not fuzz; it replays the committed findings (FuzzCorpusTests).
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= -1
+FUZZ_TARGETS ?=
+fuzz: deps
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_RUNS='$(FUZZ_RUNS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' scripts/fuzz.sh
 
 clean:
 	rm -rf .build out
