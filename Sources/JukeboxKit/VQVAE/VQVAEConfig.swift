@@ -63,6 +63,20 @@ public struct VQVAEConfig: JukeboxConfig, Equatable {
         if stridesT.contains(where: { $0 < 2 || $0 % 2 != 0 }) {
             throw ConfigError("key 'strides_t' must hold even strides ≥ 2 (kernel 2·stride, padding stride/2)")
         }
+        // `hops` multiplies the strides out; a top hop beyond what a code file may state would
+        // first overflow (or loop for ever on a huge downs_t), so it is bounded step by step.
+        var topHop = 1
+        for (d, s) in zip(downsT, stridesT) {
+            var step = 0
+            while step < d, topHop <= CodeFile.maxHop {
+                let (product, overflow) = topHop.multipliedReportingOverflow(by: s)
+                topHop = overflow ? .max : product
+                step += 1
+            }
+        }
+        if topHop > CodeFile.maxHop {
+            throw ConfigError("keys 'downs_t' and 'strides_t' give a top hop above \(CodeFile.maxHop) samples")
+        }
         if hvqvaeMultipliers.contains(where: { $0 < 1 }) { throw ConfigError("key 'hvqvae_multipliers' must be ≥ 1") }
         if width < 1 { throw ConfigError("key 'width' must be at least 1, got \(width)") }
         if depth < 1 { throw ConfigError("key 'depth' must be at least 1, got \(depth)") }
