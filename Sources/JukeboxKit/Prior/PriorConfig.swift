@@ -58,6 +58,12 @@ public struct PriorConfig: JukeboxConfig, Equatable {
 
     public func validate() throws {
         if width < 1 || depth < 1 || heads < 1 { throw ConfigError("keys 'width', 'depth' and 'heads' must be at least 1") }
+        // `attentionWidth` and the MLP width convert width × factor to Int, which traps unless
+        // the product is finite and in range.
+        for (key, factor) in [("attn_width_factor", attnWidthFactor), ("mlp_factor", mlpFactor)]
+            where !(factor > 0 && factor <= 64) || width > 1 << 24 {
+            throw ConfigError("key '\(key)' must be in (0, 64] and 'width' at most \(1 << 24), got \(factor) and \(width)")
+        }
         if nCtx < 2 { throw ConfigError("key 'n_ctx' must be at least 2, got \(nCtx)") }
         if blocks < 1 || nCtx % blocks != 0 {
             throw ConfigError("key 'blocks' (\(blocks)) must divide 'n_ctx' (\(nCtx))")
