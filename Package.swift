@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "AudioDSP", "TensorCore"],
-                    swiftSettings: numeric),
+                    exclude: ["Fixtures"], swiftSettings: numeric),
     ]
 )
