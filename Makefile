@@ -15,7 +15,7 @@ ifneq (,$(findstring j,$(filter-out --%,$(MAKEFLAGS))))
 export JUKEBOX_THREADS := 1
 endif
 
-.PHONY: all deps build test test-matrix demo samples continue default-model bench melody-data clean
+.PHONY: all deps build test test-matrix demo samples continue default-model bench melody-data fuzz clean
 
 all: build
 
@@ -79,6 +79,16 @@ bench: build
 # licences: data/melody is never committed); quick when already built.
 melody-data:
 	scripts/melody-data.sh
+
+# `make fuzz`: every file reader under libFuzzer with the address sanitizer, one target after
+# another, seeded with valid files (scripts/fuzz.sh; work folder fuzz/). For example
+# `make fuzz FUZZ_SECONDS=600` or `make fuzz FUZZ_RUNS=1000000 FUZZ_SECONDS=0 FUZZ_TARGETS=audio`.
+# `make test` does not fuzz; it replays the committed findings (FuzzCorpusTests).
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= -1
+FUZZ_TARGETS ?=
+fuzz: deps
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_RUNS='$(FUZZ_RUNS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' scripts/fuzz.sh
 
 clean:
 	rm -rf .build out

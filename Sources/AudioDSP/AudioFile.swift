@@ -52,6 +52,15 @@ public enum AudioFile {
     /// Frames decoded per libsndfile call.
     static let blockFrames = 1 << 16
 
+    /// The most samples reserved ahead of decoding: a header's frame count is a claim, and a
+    /// damaged one (a FLAC STREAMINFO holds 36 bits) must not allocate gigabytes before the
+    /// data runs out. Longer reads grow as they decode.
+    static let maximumReservation = 1 << 24
+
+    /// The longest file accepted (about 290 days at 44.1 kHz), so that lengths converted
+    /// between rates cannot overflow.
+    public static let maximumFrames = 1 << 40
+
     /// Target-rate samples decoded on each side of a window, so the resampler's filter sees
     /// real signal instead of the edge of the excerpt. The medium sinc filter reaches about 46
     /// zero crossings to each side: 46 target samples when downsampling, 46 source samples
@@ -86,7 +95,7 @@ public enum AudioFile {
         let resampler = try StreamingResampler(from: file.info.sampleRate, to: sampleRate)
         let length = file.info.length(atSampleRate: sampleRate)
         var output: [Float] = []
-        output.reserveCapacity(length + 16)
+        output.reserveCapacity(min(length + 16, maximumReservation))
         var block: [Float] = []
         var decoded = 0
         while decoded < frames {
@@ -245,6 +254,9 @@ final class SoundFileReader {
             throw AudioError.unreadable(path: path, reason: "length unknown (a stream, not a file)")
         }
         guard info.frames > 0 else { throw AudioError.noSamples(path: path) }
+        guard info.frames <= AudioFile.maximumFrames else {
+            throw AudioError.corrupt(path: path, reason: "header claims \(info.frames) frames, more than \(AudioFile.maximumFrames)")
+        }
         guard info.sampleRate > 0 else {
             throw AudioError.unsupportedSampleRate(path: path, rate: info.sampleRate, target: info.sampleRate)
         }
@@ -315,7 +327,7 @@ final class SoundFileReader {
     /// ``AudioFile/acceptsShortTail(decoded:declared:)``).
     func readMonoExactly(_ count: Int) throws -> [Float] {
         var output: [Float] = []
-        output.reserveCapacity(count)
+        output.reserveCapacity(min(count, AudioFile.maximumReservation))
         let start = Int(sf_seek(handle, 0, Int32(SEEK_CUR)))
         let got = try readMono(count, into: &output)
         if got < count {

@@ -108,6 +108,10 @@ public struct CodeFile {
             guard case .int16(let values, let shape) = value, shape.count == 2 else {
                 throw ConfigError("\(path): tensor '\(name)' must be I16 of shape (N, T)")
             }
+            // With no sequences the data section does not bound T, and T · hop must not overflow.
+            guard shape[1] <= Int(Int32.max) else {
+                throw ConfigError("\(path): tensor '\(name)' is \(shape[1]) codes long, more than the \(Int32.max) a code file may hold")
+            }
             if out.batch == 0 { out.batch = shape[0] }
             guard shape[0] == out.batch else { throw ConfigError("\(path): levels hold different numbers of sequences") }
             if let bad = values.firstIndex(where: { $0 < 0 || Int($0) >= bins }) {

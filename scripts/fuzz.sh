@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of every file reader (`make fuzz`): builds jukebox-fuzz with libFuzzer
+# and the address sanitizer, makes seed corpora from valid files, runs each target in turn and
+# prints one summary line per target. Exits non-zero when a target crashed, hung or ran out of
+# memory; the input that did it is in fuzz/artifacts/TARGET/ (replay it with
+# `.build/release/jukebox-fuzz TARGET FILE`; once fixed, add it to
+# Tests/JukeboxKitTests/Fixtures/fuzz-crashes/TARGET/).
+#
+# Settings (environment or make variables):
+#   FUZZ_TARGETS   targets to run, in order (default: all; `jukebox-fuzz --list`)
+#   FUZZ_SECONDS   time limit per target in seconds (default 60; 0: none)
+#   FUZZ_RUNS      execution limit per target (default -1: none); the first limit reached ends it
+#   FUZZ_TIMEOUT   seconds one input may take before it counts as a hang (default 10)
+#   FUZZ_RSS_MB    memory limit in MB; a single larger allocation is a finding too (default 2048)
+#   FUZZ_DIR       working folder: seeds, corpora, artifacts, logs (default fuzz, git-ignored)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SWIFT=${SWIFT:-swift}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_RUNS=${FUZZ_RUNS:--1}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
+FUZZ_RSS_MB=${FUZZ_RSS_MB:-2048}
+FUZZ_DIR=${FUZZ_DIR:-fuzz}
+BUILD=.build/fuzz
+FUZZER=$BUILD/jukebox-fuzz
+JUKEBOX=.build/release/jukebox
+REPLAY=.build/release/jukebox-fuzz
+
+# 1. The ordinary tools (seed making, replay) and the fuzzer. SwiftPM compiles the modules with
+# the sanitizers in a build folder of their own; the link is done here, because SwiftPM renames
+# an executable's entry point to `<module>_main`, which would displace libFuzzer's `main`.
+echo "fuzz: building"
+$SWIFT build -c release --product jukebox
+$SWIFT build -c release --product jukebox-fuzz
+$SWIFT build -c release --build-path "$BUILD" --target JukeboxFuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING
+objects=()
+for module in TensorCore AudioDSP HalfKernels ModelKit JukeboxKit JukeboxFuzz; do
+    objects+=("$BUILD"/release/$module.build/*.o)
+done
+swiftc -sanitize=fuzzer,address "${objects[@]}" -o "$FUZZER" 2> >(grep -v "Cannot export local symbol" >&2)
+[[ -n ${FUZZ_TARGETS:-} ]] || FUZZ_TARGETS=$("$REPLAY" --list | tr '\n' ' ')
+
+# 2. Seeds: valid files of every kind, made once. The checkpoints come from tiny models
+# trained for two steps on a synthetic chord, so nothing here derives from real music.
+seeds=$FUZZ_DIR/seeds
+if [[ ! -f $seeds/.complete ]]; then
+    echo "fuzz: making seed corpora in $seeds"
+    rm -rf "$seeds"
+    work=$FUZZ_DIR/models
+    rm -rf "$work"
+    mkdir -p "$work" "$seeds"/{safetensors,code-file,checkpoint,bundle,vqvae-config,prior-config,labels-json,labels-csv}
+    "$REPLAY" --audio-seeds "$seeds/audio"
+    "$REPLAY" --training-audio "$work/chord.wav"
+    quiet() { "$@" > "$work/log.txt" 2>&1 || { cat "$work/log.txt" >&2; exit 1; }; }
+    quiet "$JUKEBOX" train vqvae --config configs/vqvae-tiny.json --data "$work/chord.wav" --out "$work/vqvae" --steps 2
+    vqvae=$work/vqvae/checkpoint.safetensors
+    quiet "$JUKEBOX" train prior --config configs/prior-tiny.json --vqvae "$vqvae" --level 2 \
+        --data "$work/chord.wav" --out "$work/prior" --steps 2
+    for level in 1 0; do
+        quiet "$JUKEBOX" train prior --config configs/upsampler-tiny.json --vqvae "$vqvae" --level $level \
+            --data "$work/chord.wav" --out "$work/up$level" --steps 2
+    done
+    quiet "$JUKEBOX" bundle --vqvae "$vqvae" --prior "$work/prior/checkpoint.safetensors" \
+        --upsampler "$work/up1/checkpoint.safetensors" --upsampler "$work/up0/checkpoint.safetensors" \
+        --half -o "$work/bundle"
+    quiet "$JUKEBOX" encode --vqvae "$vqvae" "$work/chord.wav" -o "$work/chord.codes.safetensors"
+
+    cp "$work/chord.codes.safetensors" "$seeds/code-file/"
+    cp "$work/chord.codes.safetensors" "$seeds/safetensors/"
+    # The bundle's inference checkpoints (F16, no optimizer state) are the smallest: a seed's
+    # size sets the cost of every execution mutated from it.
+    for file in "$work"/bundle/*.safetensors; do cp "$file" "$seeds/checkpoint/bundle-$(basename "$file")"; done
+    cp "$work/bundle/bundle.json" "$seeds/bundle/"
+    cp configs/vqvae-*.json "$seeds/vqvae-config/"
+    cp configs/prior-*.json configs/upsampler-*.json "$seeds/prior-config/"
+    cat > "$seeds/labels-json/labels.json" <<'EOF'
+{"song.wav": {"artist": "Some Band", "genre": "rock"},
+ "data/other/take 2.flac": {"artist": "Ünïcode Ørchestra", "genre": ["jazz", "blues"]},
+ "x.ogg": {"genres": ["ambient"]}}
+EOF
+    printf 'path,artist,genre\nsong.wav,Some Band,rock;pop\n"quoted.ogg",Other,\ndata/a.flac,  Spaced Name  ,jazz\n' \
+        > "$seeds/labels-csv/labels.csv"
+    printf 'file,genres,artist\nx.wav,ambient;drone,someone\ny.wav,,\n' > "$seeds/labels-csv/reordered.csv"
+    # Dictionaries: the quoted words of the JSON seeds and safetensors headers, so that mutations
+    # spell keys, dtypes and metadata names instead of waiting to guess them.
+    for target in safetensors code-file checkpoint bundle vqvae-config prior-config labels-json; do
+        LC_ALL=C grep -aoh '"[A-Za-z0-9_]\{1,40\}"' "$seeds/$target"/* | sort -u | sed 's/"/\\"/g; s/.*/"&"/' \
+            > "$seeds/$target.dict"
+    done
+    touch "$seeds/.complete"
+fi
+
+# 3. Each target in turn, on one core: its growing corpus, then the seeds.
+failed=0
+summary=()
+for target in $FUZZ_TARGETS; do
+    corpus=$FUZZ_DIR/corpus/$target
+    artifacts=$FUZZ_DIR/artifacts/$target
+    log=$FUZZ_DIR/logs/$target.log
+    mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+    dict=()
+    [[ -f $seeds/$target.dict ]] && dict=(-dict="$seeds/$target.dict")
+    echo "fuzz: $target (log $log)"
+    count() { ls "$artifacts" | grep -c -E "^($1)-" || true; }
+    crashes_before=$(count 'crash|oom|leak') hangs_before=$(count 'timeout|slow-unit')
+    touch "$artifacts/.start"
+    status=0
+    JUKEBOX_FUZZ_TARGET=$target JUKEBOX_FUZZ_BUNDLE_MODELS=$FUZZ_DIR/models/bundle \
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
+        "$FUZZER" "$corpus" "$seeds/$target" "${dict[@]}" \
+        -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" \
+        -rss_limit_mb="$FUZZ_RSS_MB" -artifact_prefix="$artifacts/" -print_final_stats=1 \
+        > "$log" 2>&1 || status=$?
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
+    speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
+    coverage=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1 || true)
+    crashes=$(( $(count 'crash|oom|leak') - crashes_before )) hangs=$(( $(count 'timeout|slow-unit') - hangs_before ))
+    found=$(find "$artifacts" -type f -newer "$artifacts/.start" ! -name .start)
+    line=$(printf '%-13s %9s runs %7s exec/s  %-26s crashes %s  hangs %s' "$target" "$runs" "$speed" "$coverage" "$crashes" "$hangs")
+    if (( status != 0 )) && (( crashes + hangs == 0 )); then line+="  (fuzzer exited with status $status; see $log)"; fi
+    (( status == 0 && crashes + hangs == 0 )) || failed=1
+    summary+=("$line")
+    echo "fuzz: $line"
+    [[ -z $found ]] || echo "$found" | sed 's/^/fuzz:   found /'
+done
+
+echo
+echo "fuzz: summary ($FUZZ_RUNS runs, ${FUZZ_SECONDS} s per target at most; -1 / 0: no limit)"
+printf 'fuzz: %s\n' "${summary[@]}"
+exit $failed
