@@ -34,6 +34,8 @@ let package = Package(
                 swiftSettings: numeric),
         .target(name: "HalfKernels", swiftSettings: numeric + vectorISA),
         .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "CSystem"], swiftSettings: numeric),
+        // Standard MIDI Files and melody events for symbolic music generation; Foundation only.
+        .target(name: "MIDI"),
         .executableTarget(
             name: "jukebox",
             dependencies: ["JukeboxKit", "TensorCore", "AudioDSP",
