@@ -45,5 +45,6 @@ let package = Package(
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "AudioDSP", "TensorCore"],
                     swiftSettings: numeric),
+        .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
     ]
 )

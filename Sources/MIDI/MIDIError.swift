@@ -2,10 +2,10 @@ import Foundation
 
 /// What went wrong reading, checking or writing a MIDI file. Each description is one line; a
 /// malformed file reads `FILE: track N, byte OFFSET: what is wrong` (`header` in place of a track
-/// for the `MThd` chunk and the chunk layout).
+/// for the `MThd` chunk and for chunks of other types).
 public enum MIDIError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The bytes of `file` are not a valid Standard MIDI File. `track` is the index of the
-    /// `MTrk` chunk (0 is the first), nil for the header and chunk layout; `offset` is the
+    /// `MTrk` chunk (0 is the first), nil for the header and other chunks; `offset` is the
     /// byte offset in the file where the problem starts.
     case malformed(file: String, track: Int?, offset: Int, problem: MIDIProblem)
     /// The file at `path` could not be read.

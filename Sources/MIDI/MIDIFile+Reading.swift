@@ -70,17 +70,20 @@ private struct SMFReader {
         var offset = 8 + headerLength
         while offset < bytes.count {
             let available = bytes.count - offset
+            // A chunk's problems are the track's when the chunk is (or starts like) an MTrk.
+            let isTrack = bytes[offset..<min(offset + 4, bytes.count)].elementsEqual("MTrk".utf8.prefix(available))
+            let chunkTrack = isTrack ? tracks.count : nil
             guard available >= 8 else {
-                throw fail(.truncatedChunkHeader(available: available), track: nil, at: offset)
+                throw fail(.truncatedChunkHeader(available: available), track: chunkTrack, at: offset)
             }
             let length = bigEndian(offset + 4, count: 4)
             guard length <= available - 8 else {
                 throw fail(.chunkLengthPastEnd(length: length, available: available - 8),
-                           track: nil, at: offset + 4)
+                           track: chunkTrack, at: offset + 4)
             }
             let body = (offset + 8)..<(offset + 8 + length)
             // Chunks of other types are skipped, as the standard asks of readers.
-            if bytes[offset..<(offset + 4)].elementsEqual("MTrk".utf8) {
+            if isTrack {
                 tracks.append(try readTrack(index: tracks.count, body: body))
             }
             offset = body.upperBound

@@ -11,6 +11,12 @@ public struct TempoChange: Equatable, Sendable {
     /// Microseconds per quarter note, as the file stores it.
     public var microsecondsPerQuarter: Int
 
+    /// A tempo of `microsecondsPerQuarter` from `tick`.
+    public init(tick: Int, microsecondsPerQuarter: Int) {
+        self.tick = tick
+        self.microsecondsPerQuarter = microsecondsPerQuarter
+    }
+
     /// Quarter notes per minute.
     public var quartersPerMinute: Double { 60_000_000 / Double(microsecondsPerQuarter) }
 }
@@ -23,6 +29,13 @@ public struct TimeSignatureChange: Equatable, Sendable {
     public var numerator: Int
     /// The beat's note value: 4 is a quarter, 8 an eighth.
     public var denominator: Int
+
+    /// A time signature of `numerator`/`denominator` from `tick`.
+    public init(tick: Int, numerator: Int, denominator: Int) {
+        self.tick = tick
+        self.numerator = numerator
+        self.denominator = denominator
+    }
 
     /// The length of a bar in quarter notes.
     public var quartersPerBar: Double { Double(numerator) * 4 / Double(denominator) }
