@@ -78,11 +78,9 @@ extension Melody {
                 byInstrument[note.instrument, default: []].append((start, end, note.pitch))
             }
             for instrument in order {
-                var melody = monophonicEvents(byInstrument[instrument]!, phase: phase)
-                if let maximumBars, melody.count > maximumBars * stepsPerBar {
-                    melody.removeLast(melody.count - maximumBars * stepsPerBar)
-                }
-                melodies.append(Melody(events: melody))
+                let events = monophonicEvents(byInstrument[instrument]!, phase: phase,
+                                              maximumSteps: maximumBars.map { $0 * stepsPerBar })
+                melodies.append(Melody(events: events))
             }
         }
         return melodies
@@ -104,7 +102,8 @@ extension Melody {
             for timed in track.events {
                 guard case let .noteOn(channel, _, velocity) = timed.event,
                       channel != drumChannel, velocity == accentVelocity else { continue }
-                counts[step(ofTick: timed.tick, ticksPerQuarter: file.ticksPerQuarter) % barSteps] += 1
+                let onset = step(ofTick: timed.tick, ticksPerQuarter: file.ticksPerQuarter)
+                counts[(onset % barSteps + barSteps) % barSteps] += 1
             }
         }
         let total = counts.reduce(0, +)
@@ -125,25 +124,38 @@ extension Melody {
     }
 
     /// note_seq's `Melody.from_quantized_sequence(ignore_polyphonic_notes=True, gap_bars=inf,
-    /// pad_end=True)` for one instrument's notes, in steps, with bars starting at `phase`.
-    static func monophonicEvents(_ notes: [(start: Int, end: Int, pitch: Int)], phase: Int) -> [UInt8] {
+    /// pad_end=True)` for one instrument's notes, in steps, with bars starting at `phase`, then
+    /// cut to `maximumSteps` (a multiple of 16) as `extract_melodies(max_steps_truncate:)` does.
+    static func monophonicEvents(_ notes: [(start: Int, end: Int, pitch: Int)], phase: Int,
+                                 maximumSteps: Int?) -> [UInt8] {
         // By onset, and at a shared onset the highest pitch first, so it is the one kept.
         let sorted = notes.sorted { ($0.start, -$0.pitch) < ($1.start, -$1.pitch) }
         guard let first = sorted.first else { return [] }
         let melodyStart = first.start - ((first.start - phase) % stepsPerBar + stepsPerBar) % stepsPerBar
+        // Nothing past the limit is kept, so notes are clipped there rather than laid out in
+        // full and cut afterwards: the result is the same, and a hostile file cannot make the
+        // melody ask for billions of steps. Steps before a note's onset never change after it.
+        let limit = maximumSteps ?? Int.max
         var events: [UInt8] = []
         var lastOnset = -1
+        var lastEnd = 0   // where the last note added ends, before clipping
         for note in sorted {
             let start = note.start - melodyStart
-            let end = note.end - melodyStart
             if start == lastOnset { continue }
+            lastOnset = start
+            lastEnd = note.end - melodyStart
+            guard start < limit else { break }
+            let end = min(lastEnd, limit)
             // Resizing to the new note's end either extends with no-events or cuts a held note
             // (and anything after it) short.
             resize(&events, to: end + 1)
             events[start] = noteOn(pitch: note.pitch)
             for step in (start + 1)..<end { events[step] = noEvent }
             events[end] = noteOff
-            lastOnset = start
+        }
+        if lastEnd > limit {
+            // The whole melody runs past the limit: cut it there (a plain cut, no note-off).
+            return Array(events.prefix(limit)) + [UInt8](repeating: noEvent, count: max(limit - events.count, 0))
         }
         if events.last == noteOff { events.removeLast() }
         let padded = (events.count + stepsPerBar - 1) / stepsPerBar * stepsPerBar
@@ -205,10 +217,10 @@ func timedNotes(of file: MIDIFile) -> [TimedNote] {
         var open: [Int: [(tick: Int, program: UInt8)]] = [:]   // key: channel · 128 + pitch
         for timed in track.events {
             switch timed.event {
-            case let .programChange(channel, program):
+            case let .programChange(channel, program) where channel < 16:
                 programs[Int(channel)] = program
             case let .noteOn(channel, key, velocity) where velocity > 0:
-                guard channel != drumChannel else { continue }
+                guard channel < 16, channel != drumChannel else { continue }
                 open[Int(channel) * 128 + Int(key), default: []].append((timed.tick, programs[Int(channel)]))
             case let .noteOn(channel, key, _), let .noteOff(channel, key, _):
                 let slot = Int(channel) * 128 + Int(key)

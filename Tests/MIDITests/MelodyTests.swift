@@ -134,6 +134,29 @@ final class MelodyTests: XCTestCase {
         XCTAssertEqual(Melody.extract(from: notes.file(), maximumBars: nil)[0].events.count, 1920)
     }
 
+    /// Clipping notes at the bar limit while extracting gives what laying the melody out in full
+    /// and cutting it afterwards (the reference) gives.
+    func testCuttingAtTheLimitMatchesCuttingAfterwards() {
+        var generator = SplitMix64(seed: 3)
+        for trial in 0..<500 {
+            var notes = NoteList()
+            for _ in 0..<(1 + Int(generator.next() % 8)) {
+                let start = Int(generator.next() % 48)
+                let length = 1 + Int(generator.next() % 24)
+                notes.add(UInt8(60 + generator.next() % 5), steps: start, start + length)
+            }
+            let full = Melody.extract(from: notes.file(), maximumBars: nil)
+            let cut = full.map { Melody(events: Array($0.events.prefix(32))) }
+            XCTAssertEqual(Melody.extract(from: notes.file(), maximumBars: 2), cut, "trial \(trial)")
+        }
+    }
+
+    func testAHugeNoteStaysWithinTheBarLimit() {
+        var notes = NoteList(ticksPerQuarter: 1)
+        notes.add(60, ticks: 0, 0x0FFF_FFFF)
+        XCTAssertEqual(Melody.extract(from: notes.file())[0].events, [on(60)] + rests(1599))
+    }
+
     /// An abc2midi-style tune with a one-quarter pickup: the first note of each bar has velocity
     /// 105, the others 95 or 80, and onsets come one tick late.
     func pickupTune() -> MIDIFile {
