@@ -16,6 +16,7 @@ public enum MIDIError: Error, Equatable, CustomStringConvertible, Sendable {
     /// (nil when the problem is the header).
     case unwritable(track: Int?, event: Int?, reason: String)
 
+    /// The problem in one line, for the user.
     public var description: String {
         switch self {
         case let .malformed(file, track, offset, problem):
@@ -74,6 +75,7 @@ public enum MIDIProblem: Equatable, CustomStringConvertible, Sendable {
     /// The track's absolute time no longer fits in an integer.
     case tickOverflow
 
+    /// The problem in one line, for the user.
     public var description: String {
         switch self {
         case .missingHeader: return "no MThd header chunk at the start; not a Standard MIDI File"

@@ -71,12 +71,14 @@ extension MIDIFile {
 
     /// The tempo in force at `tick`.
     public func tempo(atTick tick: Int) -> TempoChange {
-        tempoMap.last { $0.tick <= tick }!
+        let map = tempoMap
+        return map.last { $0.tick <= tick } ?? map[0]
     }
 
     /// The time signature in force at `tick`.
     public func timeSignature(atTick tick: Int) -> TimeSignatureChange {
-        timeSignatureMap.last { $0.tick <= tick }!
+        let map = timeSignatureMap
+        return map.last { $0.tick <= tick } ?? map[0]
     }
 
     /// The time in seconds of `tick`, following the tempo map.

@@ -37,6 +37,7 @@ public enum DownbeatError: Error, Equatable, CustomStringConvertible, Sendable {
     /// unusable.
     case inconsistent(phase: Int, agreement: Double, required: Double)
 
+    /// The problem in one line, for the user.
     public var description: String {
         switch self {
         case let .noAccents(velocity):
