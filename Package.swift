@@ -18,6 +18,7 @@ let package = Package(
     name: "jukebox",
     products: [
         .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
+        .library(name: "MIDI", targets: ["MIDI"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
         .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
     ],
@@ -38,6 +39,8 @@ let package = Package(
         // and process support (interrupts, progress, output files): what every model shares.
         .target(name: "ModelKit", dependencies: ["TensorCore", "CSystem"], swiftSettings: numeric),
         .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem"], swiftSettings: numeric),
+        // Standard MIDI Files and melody events for symbolic music generation; Foundation only.
+        .target(name: "MIDI"),
         .executableTarget(
             name: "jukebox",
             dependencies: ["JukeboxKit", "ModelKit", "TensorCore", "AudioDSP",
@@ -50,5 +53,6 @@ let package = Package(
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
+        .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
     ]
 )

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Installs the native libraries jukebox links against, when one of their headers is missing.
-# Quick when everything is there; uses apt-get as root or through sudo.
+# Installs the native libraries jukebox links against, when one of their headers is missing, and
+# the MIDI tools the MIDI tests and data preparation use (midicsv, abc2midi), when a command is
+# missing. Quick when everything is there; uses apt-get as root or through sudo.
 set -eu
 
-PACKAGES="libopenblas-dev libfftw3-dev libsndfile1-dev libsamplerate0-dev"
+PACKAGES="libopenblas-dev libfftw3-dev libsndfile1-dev libsamplerate0-dev midicsv abcmidi"
 MULTIARCH=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 
 missing=""
@@ -12,9 +13,15 @@ for header in cblas.h fftw3.h sndfile.h samplerate.h; do
         missing="$missing $header"
     fi
 done
+# midicsv cross-checks the MIDI reader; abc2midi (package abcmidi) turns ABC tunes into MIDI.
+for command in midicsv abc2midi; do
+    if ! command -v "$command" >/dev/null 2>&1; then
+        missing="$missing $command"
+    fi
+done
 [ -z "$missing" ] && exit 0
 
-echo "jukebox: missing headers:$missing; installing $PACKAGES" >&2
+echo "jukebox: missing:$missing; installing $PACKAGES" >&2
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
 elif command -v sudo >/dev/null 2>&1; then
