@@ -20,6 +20,7 @@ public enum Op: String, CaseIterable, Sendable {
     case conv1d, convTranspose1d
     case layerNorm, softmax, logSoftmax, crossEntropy
     case embedding, attention
+    case lstm
 }
 
 /// The recorded operation that produced a tensor.

@@ -9,13 +9,13 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure kernels and models against raw sgemm in the same run.",
         discussion: """
-            Suites: ops (tensor kernels), audio (STFT, spectral loss, resampling, loader), vqvae (the paper-sized VQ-VAE), prior (an 8.4M-parameter top prior: sampling and training). Each case prints its median time, GFLOP/s where it \
+            Suites: ops (tensor kernels), audio (STFT, spectral loss, resampling, loader), vqvae (the paper-sized VQ-VAE), prior (an 8.4M-parameter top prior: sampling and training), melody (the LSTM layers of MusicVAE-style melody models). Each case prints its median time, GFLOP/s where it \
             has a FLOP count, and `sgemm_gflops`: raw cblas_sgemm on a product of the same \
             size measured in the same run, so the ratio holds on a busy machine.
             Build with -c release (make build) before benchmarking.
             """)
 
-    @Argument(help: "Suite to run: ops, audio, vqvae, prior.")
+    @Argument(help: "Suite to run: ops, audio, vqvae, prior, melody.")
     var suite: String
 
     @Flag(help: "Print one JSON object per case on stdout.")
@@ -25,8 +25,8 @@ struct Bench: ParsableCommand {
     var repeats = 5
 
     func validate() throws {
-        guard ["ops", "audio", "vqvae", "prior"].contains(suite) else {
-            throw ValidationError("unknown suite '\(suite)'; choose one of: ops, audio, vqvae, prior")
+        guard ["ops", "audio", "vqvae", "prior", "melody"].contains(suite) else {
+            throw ValidationError("unknown suite '\(suite)'; choose one of: ops, audio, vqvae, prior, melody")
         }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
     }
@@ -39,6 +39,10 @@ struct Bench: ParsableCommand {
             results = audioBenchmarks(singularityMusicDir: FileManager.default.fileExists(atPath: music) ? music : nil)
         case "vqvae": results = vqvaeBenchmarks(repeats: repeats)
         case "prior": results = priorBenchmarks(repeats: repeats)
+        case "melody":
+            // lstm-fwd-bwd from TensorCore; melody-vae-train-step (the MusicVAE training step)
+            // is appended here once the model lands in JukeboxKit.
+            results = lstmBenchmarks(repeats: repeats)
         default: results = opBenchmarks(repeats: repeats)
         }
         for r in results { print(json ? r.jsonLine : r.humanLine) }

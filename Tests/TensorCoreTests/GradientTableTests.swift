@@ -103,7 +103,27 @@ let gradCases: [Op: [GradCase]] = [
         GradCase(make: { [$0.normal([1, 2, 4]), $0.normal([1, 5, 4]), $0.normal([1, 5, 4])] },
                  f: { Tensor.attention(query: $0[0], key: $0[1], value: $0[2], heads: 2, causal: true) }),
     ],
+    // Inputs x, weight, bias, then h0 and c0 when given. Every result is checked: the output
+    // sequence, the final hidden and the final cell state side by side.
+    .lstm: [
+        GradCase(make: { [$0.normal([2, 3, 3]), $0.normal([5, 8], std: 0.5), $0.normal([8], std: 0.5),
+                          $0.normal([2, 2]), $0.normal([2, 2])] },
+                 f: { lstmResults(Tensor.lstm($0[0], initialHidden: $0[3], initialCell: $0[4], weight: $0[1], bias: $0[2])) }),
+        GradCase(make: { [$0.normal([2, 4, 3]), $0.normal([5, 8], std: 0.5), $0.normal([8], std: 0.5),
+                          $0.normal([2, 2]), $0.normal([2, 2])] },
+                 f: { lstmResults(Tensor.lstm($0[0], initialHidden: $0[3], initialCell: $0[4], weight: $0[1], bias: $0[2],
+                                              reverse: true)) }),
+        // Zero initial state; 17 units run the cell kernel's 16 lanes and a tail of one.
+        GradCase(make: { [$0.normal([2, 3, 2]), $0.normal([19, 68], std: 0.3), $0.normal([68], std: 0.5)] },
+                 f: { lstmResults(Tensor.lstm($0[0], weight: $0[1], bias: $0[2], reverse: true)) }),
+    ],
 ]
+
+/// An LSTM call's three results as one tensor `(B, T·H + 2H)`: output, final hidden, final cell.
+func lstmResults(_ r: LSTMOutput) -> Tensor {
+    let (B, T, H) = (r.output.shape[0], r.output.shape[1], r.output.shape[2])
+    return Tensor.concatenate([r.output.reshaped([B, T * H]), r.finalHidden, r.finalCell], axis: 1)
+}
 
 final class GradientTableTests: XCTestCase {
     func testEveryOpHasAGradientCheck() {
