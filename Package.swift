@@ -18,7 +18,7 @@ let package = Package(
     name: "jukebox",
     products: [
         .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
-        .library(name: "MIDI", targets: ["MIDI"]),
+        .library(name: "MelodyKit", targets: ["MIDI", "MelodyKit"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
         .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
     ],
@@ -41,9 +41,11 @@ let package = Package(
         .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem"], swiftSettings: numeric),
         // Standard MIDI Files and melody events for symbolic music generation; Foundation only.
         .target(name: "MIDI"),
+        // The symbolic melody models (MusicVAE's melody VAE; latent diffusion builds on it).
+        .target(name: "MelodyKit", dependencies: ["TensorCore", "ModelKit", "MIDI"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "ModelKit", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "TensorCore", "AudioDSP",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
@@ -54,5 +56,6 @@ let package = Package(
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
         .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
+        .testTarget(name: "MelodyKitTests", dependencies: ["MelodyKit", "MIDI", "ModelKit", "TensorCore"], swiftSettings: numeric),
     ]
 )

@@ -9,6 +9,7 @@ struct Jukebox: ParsableCommand {
             A hierarchical VQ-VAE turns audio into codes at several hops (Jukebox's three levels \
             at 8, 32 and 128; `train vqvae --extend` adds more on top); sparse-transformer priors \
             generate codes top-down; the VQ-VAE decoder turns level-0 codes back into audio.
+            For symbolic music, `train melody-vae` and `melody` give MusicVAE's 2-bar melody             latents over MIDI (Mittal et al. 2021 build their diffusion model on them).
             """,
-        subcommands: [Train.self, Encode.self, Decode.self, Sample.self, Upsample.self, Bundle.self, Eval.self, Info.self, Bench.self])
+        subcommands: [Train.self, Encode.self, Decode.self, Sample.self, Upsample.self, Bundle.self, MelodyCommand.self, Eval.self, Info.self, Bench.self])
 }

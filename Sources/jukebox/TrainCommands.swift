@@ -5,8 +5,8 @@ import ModelKit
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a VQ-VAE or a prior.",
-        subcommands: [TrainVQVAE.self, TrainPrior.self])
+        abstract: "Train a VQ-VAE, a prior, or the melody VAE.",
+        subcommands: [TrainVQVAE.self, TrainPrior.self, TrainMelodyVAE.self])
 }
 
 struct TrainVQVAE: ParsableCommand {
