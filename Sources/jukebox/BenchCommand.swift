@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TensorCore
 import JukeboxKit
+import MelodyKit
 import ModelKit
 import AudioDSP
 
@@ -40,9 +41,8 @@ struct Bench: ParsableCommand {
         case "vqvae": results = vqvaeBenchmarks(repeats: repeats)
         case "prior": results = priorBenchmarks(repeats: repeats)
         case "melody":
-            // lstm-fwd-bwd from TensorCore; melody-vae-train-step (the MusicVAE training step)
-            // is appended here once the model lands in JukeboxKit.
-            results = lstmBenchmarks(repeats: repeats)
+            // lstm-fwd-bwd from TensorCore, then a MusicVAE training step from MelodyKit.
+            results = lstmBenchmarks(repeats: repeats) + melodyVAEBenchmarks(repeats: repeats)
         default: results = opBenchmarks(repeats: repeats)
         }
         for r in results { print(json ? r.jsonLine : r.humanLine) }
