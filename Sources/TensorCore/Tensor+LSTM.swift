@@ -21,7 +21,8 @@
 //
 // Backward. Going back through time, each step turns its activated gates into their gradient dG
 // in place (cs comes from the cell buffer, tanh(cs) is recomputed) and takes the recurrent
-// gradient dh_prev = dG @ W[In...]ᵀ, again per core over its batch rows. After the loop the big
+// gradient dh_prev = dG @ W[In...]ᵀ (on a transpose stored once per call), again per core over
+// its batch rows. After the loop the big
 // products see all B·T rows at once: dx = dG @ W[0..<In]ᵀ, dW[0..<In] = xᵀ dG,
 // dW[In...] = h_prevᵀ dG (h_prev gathered into one buffer), and the bias gradient is the column
 // sums of dG.
@@ -174,7 +175,12 @@ extension Kernels {
                                     dC0: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?,
                                     dBias: UnsafeMutablePointer<Float>?) {
         let G = 4 * H
-        let wh = weight + In * G   // (H, G)
+        // whT (G, H): W[In...]ᵀ stored once per call. OpenBLAS ran the per-step dG @ W[In...]ᵀ
+        // with a transposed operand at a third of the speed of the plain product on a stored
+        // transpose (32 × 256 × 1024 on one core: 20-31 against 64-76 GFLOP/s).
+        let whT = UnsafeMutablePointer<Float>.allocate(capacity: G * H)
+        defer { whT.deallocate() }
+        transpose(weight + In * G, rows: H, columns: G, into: whT)
         forEachBatchSlice(B) { rows in
             let (b0, nb) = (rows.lowerBound, rows.count)
             // dhNext (nb, H): the gradient reaching this step's h from the next step; dc (nb, H):
@@ -195,8 +201,8 @@ extension Kernels {
                 }
                 // dh_prev (nb, H) = dG (nb, G) @ W[In...]ᵀ, needed before the first step only for h0.
                 if s > 0 || dH0 != nil {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(H), Int32(G),
-                                1, gates + (b0 * T + t) * G, Int32(T * G), wh, Int32(G), 0, dhNext, Int32(H))
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Int32(H), Int32(G),
+                                1, gates + (b0 * T + t) * G, Int32(T * G), whT, Int32(H), 0, dhNext, Int32(H))
                 }
             }
             if let dH0 { addInPlace(dH0 + b0 * H, dhNext, count: nb * H) }
@@ -227,6 +233,17 @@ extension Kernels {
             sgemm(transA: true, m: H, n: G, k: B * T, a: hPrev, lda: H, b: dG, ldb: G, beta: 1, c: dWeight + In * G, ldc: G)
         }
         if let dBias { addColumnSums(dG, rows: B * T, columns: G, into: dBias) }
+    }
+
+    /// `dst (columns, rows)` = `src (rows, columns)`ᵀ, in 16 × 16 blocks that stay in cache.
+    private static func transpose(_ src: UnsafePointer<Float>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+        for r0 in stride(from: 0, to: rows, by: 16) {
+            for c0 in stride(from: 0, to: columns, by: 16) {
+                for r in r0..<Swift.min(rows, r0 + 16) {
+                    for c in c0..<Swift.min(columns, c0 + 16) { dst[c * rows + r] = src[r * columns + c] }
+                }
+            }
+        }
     }
 
     /// Runs `body` on slices of the batch rows, one per core when the batch is large enough.
