@@ -179,12 +179,8 @@ public struct PriorTrainConfig: Codable, Equatable {
 
     func validate() throws {
         if batchSize < 1 || batchSize > 1 << 24 { throw ConfigError("key 'train.batch_size' must be in 1...\(1 << 24)") }
-        if !(learningRate > 0 && learningRate.isFinite) { throw ConfigError("key 'train.learning_rate' must be positive and finite") }
-        if !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1) { throw ConfigError("keys 'train.beta1' and 'train.beta2' must be in [0, 1)") }
-        if !(epsilon > 0 && epsilon.isFinite) || !weightDecay.isFinite || !(gradientClip > 0) {
-            throw ConfigError("keys 'train.epsilon' and 'train.gradient_clip' must be positive, 'train.weight_decay' finite")
-        }
-        if warmupSteps < 0 { throw ConfigError("key 'train.warmup_steps' must be ≥ 0") }
+        try validateAdamSettings(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                                 weightDecay: weightDecay, gradientClip: gradientClip, warmupSteps: warmupSteps)
         if steps < 0 { throw ConfigError("key 'train.steps' must be ≥ 0") }
         if checkpointEvery < 1 || logEvery < 1 { throw ConfigError("keys 'train.checkpoint_every' and 'train.log_every' must be at least 1") }
         if evalEvery < 0 { throw ConfigError("key 'train.eval_every' must be ≥ 0") }

@@ -87,9 +87,7 @@ public final class PriorTrainer {
             try checkpoint.load(into: prior.namedParameters().map { ($0.name, $0.tensor) })
             step = checkpoint.step
             try optimizer.loadState(checkpoint.tensors, step: step)
-            let words = try checkpoint.require("generator").split(separator: ",").compactMap { UInt64($0) }
-            guard words.count == 4 else { throw ConfigError("\(checkpoint.path): generator state is damaged") }
-            generator = RandomGenerator(stateWords: words)
+            generator = try checkpoint.generator()
             run.truncateMetrics(after: step)
         } else {
             try run.saveConfig(config.jsonString())

@@ -83,8 +83,8 @@ public final class VQVAETrainer {
             try checkpoint.load(into: model.namedParameters() + model.stateTensors())
             step = checkpoint.step
             try optimizer.loadState(checkpoint.tensors, step: step)
-            generator = RandomGenerator(stateWords: try Self.words(checkpoint.require("generator"), checkpoint.path))
-            loaderState = try Self.words(checkpoint.require("loader"), checkpoint.path)
+            generator = try checkpoint.generator()
+            loaderState = try checkpoint.generator("loader").stateWords
             let initialized = try checkpoint.require("codebooks_initialized").split(separator: ",").map { $0 == "1" }
             for (b, flag) in zip(model.bottlenecks, initialized) { b.initialized = flag }
             run.truncateMetrics(after: step)
@@ -96,12 +96,6 @@ public final class VQVAETrainer {
         let heldOut = AudioLoader(dataset: dataset, split: dataset.test.isEmpty ? .train : .test,
                                   batchSize: Swift.min(t.batchSize, 4), seed: self.seed ^ 0xE7A1, prefetch: 1)
         evalBatch = try heldOut.next()
-    }
-
-    private static func words(_ text: String, _ path: String) throws -> [UInt64] {
-        let w = text.split(separator: ",").compactMap { UInt64($0) }
-        guard w.count == 4 else { throw ConfigError("\(path): generator state '\(text)' is not four numbers") }
-        return w
     }
 
     /// Writes the checkpoint for the current step (atomically).

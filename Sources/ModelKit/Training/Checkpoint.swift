@@ -118,3 +118,13 @@ extension Checkpoint {
         return Int(header.metadata["step"] ?? "") ?? 0
     }
 }
+
+extension Checkpoint {
+    /// The random generator saved under the metadata key `key` (four words).
+    public func generator(_ key: String = "generator") throws -> RandomGenerator {
+        let text = try require(key)
+        let words = text.split(separator: ",").compactMap { UInt64($0) }
+        guard words.count == 4 else { throw ConfigError("\(path): generator state '\(text)' is not four numbers") }
+        return RandomGenerator(stateWords: words)
+    }
+}

@@ -94,3 +94,14 @@ public struct TrainingLoop {
         return nil
     }
 }
+
+/// Checks Adam's settings as every training config states them (keys under `train.`).
+public func validateAdamSettings(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+                                 gradientClip: Float, warmupSteps: Int) throws {
+    if !(learningRate > 0 && learningRate.isFinite) { throw ConfigError("key 'train.learning_rate' must be positive and finite") }
+    if !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1) { throw ConfigError("keys 'train.beta1' and 'train.beta2' must be in [0, 1)") }
+    if !(epsilon > 0 && epsilon.isFinite) || !weightDecay.isFinite || !(gradientClip > 0) {
+        throw ConfigError("keys 'train.epsilon' and 'train.gradient_clip' must be positive, 'train.weight_decay' finite")
+    }
+    if warmupSteps < 0 { throw ConfigError("key 'train.warmup_steps' must be ≥ 0") }
+}
