@@ -50,10 +50,12 @@ let package = Package(
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
         // `make fuzz` builds it with `-sanitize=fuzzer,address -D FUZZING` (scripts/fuzz.sh).
-        .executableTarget(name: "JukeboxFuzz", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
+        .target(name: "FuzzTargets", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "MIDI", "MelodyKit"],
+                swiftSettings: numeric),
+        .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore"],
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
         .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
         .testTarget(name: "MelodyKitTests", dependencies: ["MelodyKit", "MIDI", "ModelKit", "TensorCore"], swiftSettings: numeric),

@@ -7,6 +7,7 @@
 // and checked once fixed.
 
 import Foundation
+import FuzzTargets
 import JukeboxKit
 
 let usage = """

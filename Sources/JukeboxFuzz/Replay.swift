@@ -2,6 +2,7 @@
 // the audio seeds that `scripts/fuzz.sh` cannot make with the `jukebox` command.
 
 import Foundation
+import FuzzTargets
 import CSndFile
 import JukeboxKit
 import AudioDSP

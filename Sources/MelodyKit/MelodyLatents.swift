@@ -78,12 +78,20 @@ public struct MelodyLatents {
         guard file.metadata["version"] == version else {
             throw ConfigError("\(path): latent file version '\(file.metadata["version"] ?? "none")' is not supported (this jukebox reads \(version))")
         }
-        let z = try file.float("z"), mu = try file.float("mu"), sigma = try file.float("sigma")
-        let (melody, melodyShape) = try file.int32("melody"), (chunk, chunkShape) = try file.int32("chunk")
+        let z: Tensor, mu: Tensor, sigma: Tensor, melody: [Int32], melodyShape: [Int], chunk: [Int32], chunkShape: [Int]
+        do {
+            (z, mu, sigma) = (try file.float("z"), try file.float("mu"), try file.float("sigma"))
+            (melody, melodyShape) = try file.int32("melody")
+            (chunk, chunkShape) = try file.int32("chunk")
+        } catch {
+            throw ConfigError("\(path): \(error)")
+        }
         guard z.rank == 2, mu.shape == z.shape, sigma.shape == z.shape, melodyShape == [z.shape[0]], chunkShape == melodyShape else {
             throw ConfigError("\(path): tensors z, mu, sigma (N, Z) and melody, chunk (N) do not agree")
         }
-        let sources = try JSONDecoder().decode([String].self, from: Data((file.metadata["sources"] ?? "[]").utf8))
+        guard let sources = try? JSONDecoder().decode([String].self, from: Data((file.metadata["sources"] ?? "[]").utf8)) else {
+            throw ConfigError("\(path): metadata 'sources' is not a JSON list of strings")
+        }
         if let bad = melody.first(where: { $0 < 0 || Int($0) >= sources.count }) {
             throw ConfigError("\(path): melody index \(bad) outside the \(sources.count) sources")
         }

@@ -53,6 +53,10 @@ extension JukeboxConfig {
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw ConfigError("\(source): key '\(key)' has a value of the wrong type")
+        } catch let DecodingError.dataCorrupted(context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError("\(source): " + (key.isEmpty ? "a value" : "key '\(key)'")
+                              + " does not fit its type (a whole number out of range, or a fraction where a whole number belongs)")
         } catch {
             throw ConfigError("\(source): \(error)")
         }

@@ -6,6 +6,7 @@
 
 import XCTest
 import Foundation
+import FuzzTargets
 import JukeboxKit
 
 final class FuzzCorpusTests: XCTestCase {

@@ -12,6 +12,9 @@ import Foundation
 import TensorCore
 import ModelKit
 import AudioDSP
+import JukeboxKit
+import MIDI
+import MelodyKit
 
 /// A reader of untrusted input, as a fuzz target.
 public enum FuzzTarget: String, CaseIterable, Sendable {
@@ -34,6 +37,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `AudioFile.info`, `read` (at the file's rate and, resampled, at 8 kHz) and `readWindow`:
     /// every format libsndfile opens.
     case audio
+    /// `MIDIFile(bytes:name:)`, then the downbeat and the melodies, as training reads them.
+    case midi
+    /// `MelodyVAEConfig.decode`: a melody VAE config JSON.
+    case melodyVAEConfig = "melody-vae-config"
+    /// `MelodyLatents.read`: a `*.latents.safetensors` file.
+    case melodyLatents = "melody-latents"
 
     /// Environment variable naming a folder of model files (a bundle's `*.safetensors`) that
     /// the bundle target links next to the fuzzed `bundle.json`, so that a manifest that
@@ -56,8 +65,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .checkpoint:
                 let path = try FuzzScratch.write(bytes, name: "input.safetensors")
                 // A checkpoint is of one kind, so at most one of the loaders gets past the header.
-                let kind = try Checkpoint.read(path).kind
-                if kind == "vqvae" { _ = try VQVAE.load(path) } else { _ = try Prior.load(path) }
+                switch try Checkpoint.read(path).kind {
+                case "vqvae": _ = try VQVAE.load(path)
+                case "melody-vae": _ = try MelodyVAE.load(path)
+                default: _ = try Prior.load(path)
+                }
             case .bundle:
                 let folder = try FuzzScratch.bundleFolder()
                 _ = try FuzzScratch.write(bytes, name: "bundle/bundle.json")
@@ -72,6 +84,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = try LabelTable.load(try FuzzScratch.write(bytes, name: "labels.csv"))
             case .audio:
                 try FuzzTarget.readAudio(try FuzzScratch.write(bytes, name: "input.audio"))
+            case .midi:
+                let file = try MIDIFile(bytes: bytes, name: "input.mid")
+                let phase = (try? Melody.downbeatPhase(of: file)) ?? 0
+                for melody in Melody.extract(from: file, downbeatPhase: phase) { _ = melody.chunks(steps: 32) }
+                _ = try file.bytes()
+            case .melodyVAEConfig:
+                _ = try MelodyVAEConfig.decode(bytes, source: "input.json")
+            case .melodyLatents:
+                _ = try MelodyLatents.read(try FuzzScratch.write(bytes, name: "input.latents.safetensors"))
             }
             return nil
         } catch {
