@@ -90,18 +90,21 @@ public final class Linear: Module {
     }
 }
 
-/// Layer normalisation over the last axis, eps 1e-5, gamma 1 and beta 0 at start.
+/// Layer normalisation over the last axis, eps 1e-5 (PyTorch's; flax uses 1e-6), gamma 1 and
+/// beta 0 at start.
 public final class LayerNorm: Module {
     public let weight: Tensor
     public let bias: Tensor
+    public let eps: Float
 
-    public init(size: Int) {
+    public init(size: Int, eps: Float = 1e-5) {
         weight = Tensor(repeating: 1, shape: [size], requiresGrad: true)
         bias = Tensor.zeros([size], requiresGrad: true)
+        self.eps = eps
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.layerNorm(x, gamma: weight, beta: bias)
+        Tensor.layerNorm(x, gamma: weight, beta: bias, eps: eps)
     }
 
     public func namedParameters() -> [NamedParameter] { [("weight", weight), ("bias", bias)] }

@@ -1,0 +1,99 @@
+// The latent diffusion model: the reference's schedule constants, the paper-sized denoiser's
+// size and a training step, and a tiny model that learns a two-mode distribution of sequences
+// and samples it back with DDPM and with few-step DDIM, and infills.
+
+import XCTest
+import TensorCore
+import ModelKit
+@testable import MelodyKit
+
+final class DiffusionTests: XCTestCase {
+    func testTheScheduleMatchesTheReference() {
+        let s = DiffusionSchedule()
+        XCTAssertEqual(s.steps, 1000)
+        XCTAssertEqual(s.betas.first!, 1e-6, accuracy: 1e-15)
+        XCTAssertEqual(s.betas.last!, 0.01, accuracy: 1e-15)
+        XCTAssertEqual(s.alphaBars[1000], 0.0066226, accuracy: 5e-7)
+        XCTAssertEqual(s.alphaBars[1000].squareRoot(), 0.0814, accuracy: 1e-4)
+        var g = RandomGenerator(seed: 1)
+        for _ in 0..<1000 {
+            let a = s.trainingAlphaBar(&g)
+            XCTAssertTrue(a >= s.alphaBars[1000] && a <= 1)
+        }
+        var c = MelodyDiffusionConfig()
+        c.train.decayEvery = 10000
+        XCTAssertEqual(c.train.learningRate(step: 9999), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(c.train.learningRate(step: 20000), 1e-3 * 0.98 * 0.98, accuracy: 1e-9)
+    }
+
+    func testThePaperDenoiserHasItsSizeAndTakesAStep() throws {
+        var c = MelodyDiffusionConfig()
+        c.latentDims = 42
+        c.length = 32
+        let model = Denoiser(config: c, seed: 1)
+        // The reference note counts about 25.5 M parameters for these shapes.
+        XCTAssertEqual(Double(model.parameterCount), 25.5e6, accuracy: 0.3e6)
+        let optimizer = Adam(parameters: model.namedParameters(), learningRate: c.train.learningRate, warmupSteps: 0)
+        var g = RandomGenerator(seed: 2)
+        let x0 = Tensor.randomUniform([2, 32, 42], low: -1, high: 1, generator: &g)
+        let loss = model.loss(x0, schedule: c.schedule, generator: &g)
+        XCTAssertTrue(loss.item.isFinite)
+        loss.backward()
+        XCTAssertTrue(clipGradientNorm(optimizer.parameters, maxNorm: 1).isFinite)
+        optimizer.update()
+    }
+
+    /// Sequences of 4 latents of 2 dimensions, all (0.5, −0.5) or all (−0.5, 0.5): a tiny model
+    /// learns them, and its samples land on the two modes with every position agreeing.
+    func testATinyModelLearnsTwoModesAndSamplesThem() throws {
+        var c = MelodyDiffusionConfig()
+        (c.latentDims, c.length, c.width, c.layers, c.heads, c.mlpWidth) = (2, 4, 32, 1, 2, 64)
+        (c.denseWidth, c.denseBlocks, c.noiseFeatures, c.filmWidth) = (64, 1, 32, 32)
+        c.diffusionSteps = 200
+        c.betaEnd = 0.05
+        let model = Denoiser(config: c, seed: 3)
+        let optimizer = Adam(parameters: model.namedParameters(), learningRate: 3e-3, warmupSteps: 0)
+        var g = RandomGenerator(seed: 4)
+        let schedule = c.schedule
+        let B = 64
+        for _ in 0..<800 {
+            var values: [Float] = []
+            for _ in 0..<B {
+                let s: Float = g.uniform() < 0.5 ? 1 : -1
+                for _ in 0..<c.length { values += [0.5 * s, -0.5 * s] }
+            }
+            optimizer.zeroGrad()
+            let loss = model.loss(Tensor(values, shape: [B, c.length, 2]), schedule: schedule, generator: &g)
+            loss.backward()
+            _ = clipGradientNorm(optimizer.parameters, maxNorm: 1)
+            optimizer.update()
+        }
+        let sampler = DiffusionSampler(model: model)
+        func check(_ x: Tensor, _ what: String) {
+            let n = x.shape[0]
+            var onMode = 0, agreeing = 0
+            for i in 0..<n {
+                let row = Array(x.array[(i * 8)..<((i + 1) * 8)])
+                let sign: Float = row[0] > 0 ? 1 : -1
+                if (0..<4).allSatisfy({ abs(row[2 * $0] - 0.5 * sign) < 0.2 && abs(row[2 * $0 + 1] + 0.5 * sign) < 0.2 }) { onMode += 1 }
+                if (0..<4).allSatisfy({ (row[2 * $0] > 0) == (sign > 0) }) { agreeing += 1 }
+            }
+            XCTAssertGreaterThanOrEqual(onMode, n * 8 / 10, "\(what): \(onMode) of \(n) samples on a mode")
+            XCTAssertGreaterThanOrEqual(agreeing, n * 9 / 10, "\(what): \(agreeing) of \(n) samples agree along the sequence")
+        }
+        check(sampler.sample(count: 40, generator: &g), "DDPM")
+        check(sampler.sample(count: 40, steps: 20, eta: 0, generator: &g), "DDIM-20")
+        // Infilling: positions 0 and 3 fixed on the negative mode; 1 and 2 must follow it.
+        var values: [Float] = [], mask: [Float] = []
+        for _ in 0..<20 {
+            for p in 0..<4 {
+                values += [-0.5, 0.5]
+                mask += (p == 0 || p == 3) ? [1, 1] : [0, 0]
+            }
+        }
+        let infilled = sampler.sample(count: 20, generator: &g, keep: (values, mask)).array
+        var followed = 0
+        for i in 0..<20 where infilled[i * 8 + 2] < -0.3 && infilled[i * 8 + 4] < -0.3 { followed += 1 }
+        XCTAssertGreaterThanOrEqual(followed, 18, "infilled positions follow the fixed ones")
+    }
+}
