@@ -25,16 +25,29 @@ public struct MelodyDataset {
     /// Reads `sources` (folders searched recursively, or MIDI files). Windows that hold no
     /// note are left out.
     public init(sources: [String], steps: Int, log: (String) -> Void = { _ in }) throws {
+        let split = try MelodyDataset.splitMelodies(sources: sources, log: log)
+        train = split.train.flatMap { $0.slices(steps: steps) }.filter { !$0.isSilent }
+        heldOut = split.heldOut.flatMap { $0.chunks(steps: steps) }.filter { !$0.isSilent }
+        files = split.files
+        skipped = split.skipped
+        guard !train.isEmpty else {
+            throw ConfigError("\(sources.joined(separator: ", ")): no melody of \(steps) steps with a note in \(split.files) files")
+        }
+    }
+
+    /// The melodies of the training and held-out files of `sources`, whole.
+    public static func splitMelodies(sources: [String], log: (String) -> Void = { _ in })
+        throws -> (train: [Melody], heldOut: [Melody], files: Int, skipped: [String]) {
         var trainFiles: [String] = [], heldOutFiles: [String] = []
         for source in sources {
             let split = (source as NSString).appendingPathComponent("train")
-            if MelodyDataset.isFolder(split) {
-                trainFiles += try MelodyDataset.midiFiles(in: split)
+            if isFolder(split) {
+                trainFiles += try midiFiles(in: split)
                 let validation = (source as NSString).appendingPathComponent("validation")
-                if MelodyDataset.isFolder(validation) { heldOutFiles += try MelodyDataset.midiFiles(in: validation) }
+                if isFolder(validation) { heldOutFiles += try midiFiles(in: validation) }
             } else {
-                for file in try MelodyDataset.midiFiles(in: source) {
-                    if MelodyDataset.isHeldOut(file) { heldOutFiles.append(file) } else { trainFiles.append(file) }
+                for file in try midiFiles(in: source) {
+                    if isHeldOut(file) { heldOutFiles.append(file) } else { trainFiles.append(file) }
                 }
             }
         }
@@ -53,15 +66,9 @@ public struct MelodyDataset {
             }
             return out
         }
-        let trainMelodies = try melodies(trainFiles), heldOutMelodies = try melodies(heldOutFiles)
-        train = trainMelodies.flatMap { $0.slices(steps: steps) }.filter { !$0.isSilent }
-        heldOut = heldOutMelodies.flatMap { $0.chunks(steps: steps) }.filter { !$0.isSilent }
-        files = trainFiles.count + heldOutFiles.count
-        self.skipped = skipped
-        guard !train.isEmpty else {
-            throw ConfigError("\(sources.joined(separator: ", ")): no melody of \(steps) steps with a note in \(trainFiles.count) files")
-        }
+        let train = try melodies(trainFiles), heldOut = try melodies(heldOutFiles)
         if !skipped.isEmpty { log("skipped \(skipped.count) file\(skipped.count == 1 ? "" : "s") without a clear downbeat, e.g. \(skipped[0])") }
+        return (train, heldOut, trainFiles.count + heldOutFiles.count, skipped)
     }
 
     /// The melodies of one file. Files from abc2midi (accented bar starts) are aligned on their

@@ -255,3 +255,78 @@ struct EvalMelodyVAE: ParsableCommand {
         }
     }
 }
+
+struct TrainMelodyPrior: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "melody-prior",
+        abstract: "Train the latent diffusion prior over sequences of melody-VAE latents.",
+        discussion: """
+            Encodes the melodies under --data once with the VAE (sampled z per 2-bar chunk), keeps \
+            the latent dimensions whose mean σ is below 1, scales them to [−1, 1] with the \
+            training split's range (stored with the model), and trains the denoiser on windows \
+            of `length` consecutive chunks with notes. metrics.jsonl logs the ε-MSE and, every \
+            eval_every steps, the held-out one; --resume continues exactly.
+
+            Example:
+              jukebox train melody-prior --kind diffusion --config configs/melody-diffusion-small.json \\
+                  --vae runs/melody-vae/checkpoint.safetensors --data data/melody --out runs/melody-diffusion
+            """)
+
+    @Option(help: "Model kind: diffusion (the denoising diffusion model of Mittal et al.).")
+    var kind = "diffusion"
+
+    @Option(help: "Config JSON (see configs/melody-diffusion-*.json).")
+    var config: String
+
+    @Option(help: "Melody VAE checkpoint whose latents the prior models.")
+    var vae: String
+
+    @Option(parsing: .upToNextOption, help: "MIDI folders or files.")
+    var data: [String]
+
+    @Option(help: "Run folder for checkpoints and metrics.")
+    var out: String
+
+    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "Sequences per batch (default: the config's train.batch_size).")
+    var batch: Int?
+
+    @Option(parsing: .unconditional, help: "Seed for initialisation, batches and noise.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Continue the run in --out from its checkpoint.")
+    var resume = false
+
+    func validate() throws {
+        guard kind == "diffusion" else { throw ValidationError("--kind '\(kind)' is not one of: diffusion") }
+        if data.isEmpty { throw ValidationError("--data needs at least one folder or MIDI file") }
+        if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
+        if let batch, !(1...(1 << 20)).contains(batch) { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
+    }
+
+    func run() throws {
+        try refuseOverwritingInputs(outputs: runFolderOutputs(out),
+                                    inputs: [("--config", config), ("--vae", vae)] + data.map { ("--data", $0) })
+        var cfg = try reportingErrors { try MelodyDiffusionConfig.load(path: config) }
+        if let batch { cfg.train.batchSize = batch }
+        Interrupt.install(whenCut: "the step in progress did not end within seconds; stopped, keeping the last checkpoint in \(out) (continue with --resume)")
+        let trainer = try reportingErrors {
+            try MelodyDiffusionTrainer(config: cfg, vaePath: vae, data: data, outDirectory: out, seed: seed, resume: resume) { printError($0) }
+        }
+        let total = steps ?? trainer.config.train.steps
+        let meter = ProgressMeter(total: total, done: trainer.step)
+        printError("training melody-prior (diffusion): \(trainer.model.parameterCount) parameters, \(trainer.config.latentDims) of "
+                   + "\(trainer.transform.zSize) latent dimensions, \(trainer.train.count) training and \(trainer.heldOut.count) held-out "
+                   + "sequences of \(trainer.config.length), step \(trainer.step) → \(total)")
+        let outcome = try reportingErrors {
+            try trainer.train(totalSteps: total) { p in
+                var line = String(format: "step %d/%d  loss %.4f  %.2f steps/s", p.step, p.totalSteps, p.loss, p.stepsPerSecond)
+                if let h = p.heldOutLoss { line += String(format: "  held-out %.4f", h) }
+                meter.report(done: p.step, line, force: p.heldOutLoss != nil)
+            }
+        }
+        try finishTraining(outcome, meter: meter, checkpoint: trainer.run.checkpointPath)
+    }
+}

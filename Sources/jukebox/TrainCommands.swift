@@ -5,8 +5,8 @@ import ModelKit
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a VQ-VAE, a prior, or the melody VAE.",
-        subcommands: [TrainVQVAE.self, TrainPrior.self, TrainMelodyVAE.self])
+        abstract: "Train a VQ-VAE, a prior, the melody VAE or the melody diffusion prior.",
+        subcommands: [TrainVQVAE.self, TrainPrior.self, TrainMelodyVAE.self, TrainMelodyPrior.self])
 }
 
 struct TrainVQVAE: ParsableCommand {

@@ -97,3 +97,38 @@ final class DiffusionTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(followed, 18, "infilled positions follow the fixed ones")
     }
 }
+
+final class MelodyDiffusionTrainerTests: XCTestCase {
+    /// Latent sequences from a tiny VAE, the transform fitted on them, training that resumes
+    /// exactly.
+    func testTrainingOnLatentsResumesExactly() throws {
+        let (folder, _) = try MelodyVAETests.writeMelodies("diffusion-data")
+        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
+        vaeConfig.train.evalEvery = 0
+        let vaeRun = temporaryDirectory("diffusion-vae") + "/run"
+        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false)
+            .train(totalSteps: 5) { _ in }
+        let vae = vaeRun + "/checkpoint.safetensors"
+        let config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
+        let straight = temporaryDirectory("diffusion-straight") + "/run", resumed = temporaryDirectory("diffusion-resumed") + "/run"
+        let a = try MelodyDiffusionTrainer(config: config, vaePath: vae, data: [folder], outDirectory: straight, seed: 2, resume: false)
+        XCTAssertEqual(a.train.count, 4, "one window of two chunks per melody")
+        XCTAssertEqual(a.config.latentDims, a.transform.kept.count)
+        XCTAssertTrue(a.train.values.allSatisfy { $0 >= -1 && $0 <= 1 }, "training latents lie in [−1, 1]")
+        XCTAssertEqual(a.train.values.min()!, -1, accuracy: 1e-5)
+        XCTAssertEqual(a.train.values.max()!, 1, accuracy: 1e-5)
+        _ = try a.train(totalSteps: 20) { _ in }
+        _ = try MelodyDiffusionTrainer(config: config, vaePath: vae, data: [folder], outDirectory: resumed, seed: 2, resume: false)
+            .train(totalSteps: 10) { _ in }
+        let c = try MelodyDiffusionTrainer(config: config, vaePath: vae, data: [folder], outDirectory: resumed, seed: 2, resume: true)
+        XCTAssertEqual(c.step, 10)
+        XCTAssertEqual(c.transform, a.transform)
+        _ = try c.train(totalSteps: 20) { _ in }
+        for (x, y) in zip(a.model.namedParameters(), c.model.namedParameters()) { XCTAssertEqual(x.tensor.array, y.tensor.array, x.name) }
+        // The inverse restores the kept dimensions.
+        var g = RandomGenerator(seed: 1)
+        let z = (0..<vaeConfig.zSize).map { Float($0) / Float(vaeConfig.zSize) - 0.5 }
+        let back = a.transform.inverse(a.transform.forward(z[...])[...], generator: &g)
+        for d in a.transform.kept { XCTAssertEqual(back[d], z[d], accuracy: 1e-5) }
+    }
+}
