@@ -84,7 +84,7 @@ struct MelodyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "melody",
         abstract: "Melodies and their latents: encode MIDI with a melody VAE, decode latents to MIDI, count data.",
-        subcommands: [MelodyEncode.self, MelodyDecode.self, MelodyStats.self])
+        subcommands: [MelodyEncode.self, MelodyDecode.self, MelodyStats.self, MelodyBundle.self, MelodySample.self, MelodyInfill.self])
 }
 
 struct MelodyEncode: ParsableCommand {
@@ -328,5 +328,174 @@ struct TrainMelodyPrior: ParsableCommand {
             }
         }
         try finishTraining(outcome, meter: meter, checkpoint: trainer.run.checkpointPath)
+    }
+}
+
+struct MelodyBundle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bundle",
+        abstract: "Assemble a melody model folder from a VAE and a diffusion checkpoint.",
+        discussion: """
+            Checks that the prior was trained on this VAE's latents, then writes vae.safetensors, \
+            diffusion.safetensors (with its latent transform) and melody.json into -o, weights \
+            only (F16 with --half).
+
+            Example:
+              jukebox melody bundle --vae runs/melody-vae/checkpoint.safetensors \\
+                  --prior runs/melody-diffusion/checkpoint.safetensors --half -o models/mymelody
+            """)
+
+    @Option(help: "Melody VAE checkpoint.")
+    var vae: String
+
+    @Option(help: "Diffusion prior checkpoint.")
+    var prior: String
+
+    @Option(name: .shortAndLong, help: "Folder to write.")
+    var output: String
+
+    @Flag(help: "Store the weights as 16-bit floats.")
+    var half = false
+
+    func run() throws {
+        try refuseOverwritingInputs(outputs: ["vae.safetensors", "diffusion.safetensors", MelodyModel.manifestName].map { ("-o", output + "/" + $0) },
+                                    inputs: [("--vae", vae), ("--prior", prior)])
+        try reportingErrors {
+            try MelodyModel.assemble(vae: vae, prior: prior, into: output, storeAs: half ? .f16 : .f32)
+            printError("wrote melody model \(output)")
+        }
+    }
+}
+
+/// `--model`, mapping a request that does not fit the model to its flag.
+func melodyModel(_ path: String) throws -> MelodyModel {
+    try reportingErrors { try MelodyModel(path: path) }
+}
+
+func mapMelodyErrors<T>(_ body: () throws -> T) throws -> T {
+    try reportingErrors {
+        do {
+            return try body()
+        } catch let MelodyModelError.bars(text) {
+            throw ConfigError("--bars \(text)")
+        }
+    }
+}
+
+struct MelodySample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Generate melodies with a melody model (latent diffusion, then the VAE's decoder).",
+        discussion: """
+            Writes COUNT MIDI files, melody-1.mid …, into --out-dir. Ancestral DDPM over all \
+            1000 noise levels is the reference; --sampler ddim --steps S is the fast path \
+            (--eta 0 deterministic, 1 about as noisy as DDPM). The same seed gives the same files.
+
+            Example:
+              jukebox melody sample --model models/mymelody --count 8 --bars 16 --sampler ddim --steps 50 --out-dir out/melodies
+            """)
+
+    @Option(help: "Melody model folder (see `jukebox melody bundle`).")
+    var model: String
+
+    @Option(parsing: .unconditional, help: "Melodies to write.")
+    var count = 4
+
+    @Option(parsing: .unconditional, help: "Bars per melody (even, at most twice the model's sequence length).")
+    var bars = 16
+
+    @Option(help: "ddpm (ancestral, every step) or ddim.")
+    var sampler = "ddpm"
+
+    @Option(parsing: .unconditional, help: "DDIM steps (default 50).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "DDIM noise: 0 deterministic … 1.")
+    var eta: Double = 0
+
+    @Option(parsing: .unconditional, help: "Seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Folder for the MIDI files.")
+    var outDir: String
+
+    func validate() throws {
+        guard ["ddpm", "ddim"].contains(sampler) else { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
+        guard (1...10_000).contains(count) else { throw ValidationError("--count must be in 1...10000, got \(count)") }
+        if let steps, !(1...100_000).contains(steps) { throw ValidationError("--steps must be in 1...100000, got \(steps)") }
+        if steps != nil && sampler == "ddpm" { throw ValidationError("--steps is for --sampler ddim; ddpm runs every step") }
+        guard eta >= 0 && eta <= 1 else { throw ValidationError("--eta must be in [0, 1], got \(eta)") }
+    }
+
+    func run() throws {
+        let m = try melodyModel(model)
+        try reportingErrors { try OutputFolder.prepare(outDir) }
+        let started = Date()
+        let melodies = try mapMelodyErrors {
+            try m.sample(count: count, bars: bars, steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: eta, seed: seed)
+        }
+        try reportingErrors {
+            for (i, melody) in melodies.enumerated() { try melody.midi().write(to: outDir + "/melody-\(i + 1).mid") }
+        }
+        printError(String(format: "wrote %d melodies of %d bars to %@ in %.1f s", melodies.count, bars, outDir, Date().timeIntervalSince(started)))
+    }
+}
+
+struct MelodyInfill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infill",
+        abstract: "Regenerate some bars of a melody and keep the rest.",
+        discussion: """
+            Encodes the melody's 2-bar chunks, generates the chunks of --bars with the diffusion \
+            prior while the others are re-noised and pasted back at every step (the paper's \
+            infilling), and writes the whole melody with the kept bars as they were.
+
+            Example:
+              jukebox melody infill --model models/mymelody tune.mid --bars 5-12 -o tune-infilled.mid
+            """)
+
+    @Option(help: "Melody model folder.")
+    var model: String
+
+    @Argument(help: "MIDI file (its first melody).")
+    var input: String
+
+    @Option(help: "Bars to generate, 1-based and inclusive, e.g. 5-12 (whole 2-bar chunks).")
+    var bars: String
+
+    @Option(help: "ddpm or ddim.")
+    var sampler = "ddpm"
+
+    @Option(parsing: .unconditional, help: "DDIM steps (default 50).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "Seed.")
+    var seed: UInt64 = 0
+
+    @Option(name: .shortAndLong, help: "MIDI file to write.")
+    var output: String
+
+    func validate() throws {
+        guard ["ddpm", "ddim"].contains(sampler) else { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
+        let parts = bars.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] <= parts[1] else { throw ValidationError("--bars '\(bars)' is not a range like 5-12") }
+    }
+
+    func run() throws {
+        try refuseOverwritingInputs(outputs: [("-o", output)], inputs: [("input", input)])
+        let parts = bars.split(separator: "-").compactMap { Int($0) }
+        let m = try melodyModel(model)
+        let melody = try reportingErrors { () -> Melody in
+            guard let first = try MelodyDataset.melodies(of: input).first else { throw ConfigError("\(input): no melody in 16-step bars") }
+            return first
+        }
+        let result = try mapMelodyErrors {
+            try m.infill(melody, bars: parts[0]...parts[1], steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: 0, seed: seed)
+        }
+        try reportingErrors {
+            try OutputFolder.prepare(URL(fileURLWithPath: output).deletingLastPathComponent().path)
+            try result.midi().write(to: output)
+        }
+        printError("wrote \(output): bars \(bars) generated, the rest kept")
     }
 }

@@ -132,3 +132,33 @@ final class MelodyDiffusionTrainerTests: XCTestCase {
         for d in a.transform.kept { XCTAssertEqual(back[d], z[d], accuracy: 1e-5) }
     }
 }
+
+final class MelodyModelTests: XCTestCase {
+    /// A bundle of tiny checkpoints samples the same melodies for the same seed, refuses bars
+    /// it cannot make, and infilling keeps the bars it was not asked to generate.
+    func testBundleSampleAndInfill() throws {
+        let (folder, melodies) = try MelodyVAETests.writeMelodies("model-data")
+        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
+        vaeConfig.train.evalEvery = 0
+        let vaeRun = temporaryDirectory("model-vae") + "/run"
+        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
+        let priorRun = temporaryDirectory("model-prior") + "/run"
+        let config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
+        _ = try MelodyDiffusionTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
+                                       seed: 2, resume: false).train(totalSteps: 3) { _ in }
+        let bundle = temporaryDirectory("model-bundle")
+        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle, storeAs: .f16)
+        let model = try MelodyModel(path: bundle)
+        XCTAssertEqual(model.maximumBars, 4)
+        let a = try model.sample(count: 3, bars: 4, steps: 10, eta: 0, seed: 7)
+        let b = try model.sample(count: 3, bars: 4, steps: 10, eta: 0, seed: 7)
+        XCTAssertEqual(a.map(\.events), b.map(\.events))
+        XCTAssertEqual(a[0].events.count, 64)
+        XCTAssertEqual(try model.sample(count: 1, bars: 2, steps: nil, eta: 0, seed: 1)[0].events.count, 32)
+        XCTAssertThrowsError(try model.sample(count: 1, bars: 6, steps: 10, eta: 0, seed: 1))
+        XCTAssertThrowsError(try model.sample(count: 1, bars: 3, steps: 10, eta: 0, seed: 1))
+        let infilled = try model.infill(melodies[0], bars: 3...4, steps: 10, eta: 0, seed: 3)
+        XCTAssertEqual(Array(infilled.events[0..<32]), Array(melodies[0].events[0..<32]), "bars 1-2 are kept")
+        XCTAssertThrowsError(try model.infill(melodies[0], bars: 2...3, steps: 10, eta: 0, seed: 3))
+    }
+}

@@ -1,0 +1,155 @@
+// A melody model folder: the VAE and the diffusion prior (with its latent transform), named by
+// `melody.json`. Generating: the prior samples sequences of latents, the transform's inverse
+// restores full latents (noise in the dropped dimensions, as the reference does), and the VAE
+// decodes each 2-bar latent by argmax. Infilling: a melody's other chunks are encoded, and the
+// prior generates the chosen ones while the known ones are re-noised and pasted at every step.
+
+import Foundation
+import TensorCore
+import ModelKit
+import MIDI
+
+/// The VAE and diffusion prior of a melody model folder.
+public struct MelodyModel {
+    public static let manifestName = "melody.json"
+    public static let format = "jukebox-melody-model"
+
+    public let path: String
+    public let vae: MelodyVAE
+    public let denoiser: Denoiser
+    public let transform: LatentTransform
+
+    struct Manifest: Codable {
+        var format: String
+        var version: Int
+        var vae: String
+        var prior: String
+    }
+
+    /// Loads the folder at `path`; the prior must have been trained on this VAE's latents.
+    public init(path: String) throws {
+        self.path = path
+        let manifestPath = path + "/" + MelodyModel.manifestName
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw ConfigError("\(path): no \(MelodyModel.manifestName); not a melody model folder")
+        }
+        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: data), manifest.format == MelodyModel.format,
+              manifest.version == 1 else {
+            throw ConfigError("\(manifestPath): not a version-1 \(MelodyModel.format) manifest")
+        }
+        for name in [manifest.vae, manifest.prior] where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+            throw ConfigError("\(manifestPath): '\(name)' is not a plain file name in the folder")
+        }
+        vae = try MelodyVAE.load(path + "/" + manifest.vae)
+        (denoiser, transform) = try Denoiser.load(path + "/" + manifest.prior, vae: vae)
+    }
+
+    /// Writes a model folder from training checkpoints (weights only, F16 when `storeAs` says).
+    public static func assemble(vae vaePath: String, prior priorPath: String, into directory: String,
+                                storeAs: SafetensorsDType = .f32) throws {
+        let vae = try MelodyVAE.load(vaePath)
+        _ = try Denoiser.load(priorPath, vae: vae)
+        try OutputFolder.prepare(directory)
+        let vaeCheckpoint = try Checkpoint.read(vaePath, kind: "melody-vae")
+        try Checkpoint.write(directory + "/vae.safetensors", kind: "melody-vae", config: try vaeCheckpoint.require("config"),
+                             step: vaeCheckpoint.step, tensors: vae.namedParameters().map { ($0.name, $0.tensor) },
+                             metadata: ["digest": vae.digest], storeAs: storeAs)
+        let prior = try Checkpoint.read(priorPath, kind: "melody-diffusion")
+        let weights = prior.tensors.filter { !$0.key.hasPrefix("optim.") }.sorted { $0.key < $1.key }
+        // The VAE's digest is of its weights as the bundle stores them.
+        let stored = try MelodyVAE.load(directory + "/vae.safetensors")
+        try Checkpoint.write(directory + "/diffusion.safetensors", kind: "melody-diffusion", config: try prior.require("config"),
+                             step: prior.step, tensors: weights.map { ($0.key, $0.value) },
+                             metadata: ["transform": try prior.require("transform"), "vae": stored.digest], storeAs: storeAs)
+        let manifest = Manifest(format: format, version: 1, vae: "vae.safetensors", prior: "diffusion.safetensors")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(manifest).write(to: URL(fileURLWithPath: directory + "/" + manifestName), options: .atomic)
+    }
+
+    /// Latents per sequence and bars they cover.
+    public var maximumBars: Int { denoiser.config.length * 2 }
+
+    /// `count` melodies of `bars` bars (even, at most ``maximumBars``), sampled with DDPM over
+    /// every step (`steps` nil) or DDIM over `steps` steps with noise `eta`.
+    public func sample(count: Int, bars: Int, steps: Int?, eta: Double, seed: UInt64) throws -> [Melody] {
+        guard bars >= 2, bars % 2 == 0, bars <= maximumBars else {
+            throw MelodyModelError.bars("\(bars) must be an even number in 2...\(maximumBars) (the model's sequences hold \(denoiser.config.length) 2-bar latents)")
+        }
+        var generator = RandomGenerator(seed: seed)
+        let x = DiffusionSampler(model: denoiser).sample(count: count, steps: steps, eta: eta, generator: &generator)
+        return decode(x, chunks: bars / 2, generator: &generator)
+    }
+
+    /// `melody` with bars `bars` (1-based, inclusive, on 2-bar chunk boundaries) generated
+    /// anew and the rest kept, over the first ``maximumBars`` bars.
+    public func infill(_ melody: Melody, bars: ClosedRange<Int>, steps: Int?, eta: Double, seed: UInt64) throws -> Melody {
+        let L = denoiser.config.length, D = denoiser.config.latentDims, T = vae.config.steps
+        guard bars.lowerBound >= 1, bars.lowerBound % 2 == 1, bars.upperBound % 2 == 0, bars.upperBound <= maximumBars else {
+            throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound) must start on an odd bar and end on an even one, within 1-\(maximumBars)")
+        }
+        let chunks = melody.chunks(steps: T)
+        guard chunks.count >= L else {
+            throw MelodyModelError.tooShort("the melody has \(chunks.count * 2) whole bars; infilling needs \(maximumBars)")
+        }
+        let latents = MelodyLatents.encode([melody], sources: ["input"], model: vae, seed: seed)
+        var values: [Float] = [], mask: [Float] = []
+        let generated = ((bars.lowerBound - 1) / 2)...((bars.upperBound - 1) / 2)
+        for c in 0..<L {
+            values += transform.forward(latents.z[(c * vae.config.zSize)..<((c + 1) * vae.config.zSize)]).map { Swift.min(1, Swift.max(-1, $0)) }
+            mask += [Float](repeating: generated.contains(c) ? 0 : 1, count: D)
+        }
+        var generator = RandomGenerator(seed: seed ^ 0x1F1)
+        let x = DiffusionSampler(model: denoiser).sample(count: 1, steps: steps, eta: eta, generator: &generator, keep: (values, mask))
+        let made = decode(x, chunks: L, generator: &generator)[0]
+        // Known chunks keep their own events; generated ones take the decoded events.
+        var events: [UInt8] = []
+        for c in 0..<L { events += generated.contains(c) ? Array(made.events[(c * T)..<((c + 1) * T)]) : chunks[c].events }
+        return Melody(events: events)
+    }
+
+    /// Sequences `(N, L, D)` → melodies of their first `chunks` latents.
+    func decode(_ x: Tensor, chunks: Int, generator: inout RandomGenerator) -> [Melody] {
+        let (N, L, D) = (x.shape[0], x.shape[1], x.shape[2]), Z = vae.config.zSize, T = vae.config.steps
+        var z: [Float] = []
+        for n in 0..<N {
+            for c in 0..<chunks { z += transform.inverse(x.array[((n * L + c) * D)..<((n * L + c + 1) * D)], generator: &generator) }
+        }
+        let events = vae.greedyDecode(Tensor(z, shape: [N * chunks, Z]), steps: T)
+        return (0..<N).map { n in Melody(events: events[(n * chunks * T)..<((n + 1) * chunks * T)].map { UInt8($0) }) }
+    }
+}
+
+/// A generation request that does not fit the model.
+public enum MelodyModelError: Error, CustomStringConvertible {
+    case bars(String)
+    case tooShort(String)
+
+    public var description: String {
+        switch self {
+        case .bars(let text): "bars: \(text)"
+        case .tooShort(let text): text
+        }
+    }
+}
+
+extension Denoiser {
+    /// Loads a diffusion checkpoint for `vae`: the model and its latent transform.
+    public static func load(_ path: String, vae: MelodyVAE) throws -> (Denoiser, LatentTransform) {
+        let checkpoint = try Checkpoint.read(path, kind: "melody-diffusion")
+        let config = try MelodyDiffusionConfig.decode(Data(try checkpoint.require("config").utf8), source: path)
+        guard config.latentDims >= 1,
+              let transform = try? JSONDecoder().decode(LatentTransform.self, from: Data(try checkpoint.require("transform").utf8)),
+              transform.zSize == vae.config.zSize, transform.kept.count == config.latentDims,
+              transform.kept.allSatisfy({ (0..<transform.zSize).contains($0) }), transform.minimum < transform.maximum else {
+            throw ConfigError("\(path): metadata 'transform' does not fit its config and the VAE")
+        }
+        guard checkpoint.metadata["vae"] == vae.digest else {
+            throw ConfigError("\(path): was trained on latents of VAE \(checkpoint.metadata["vae"] ?? "?"), not this one (\(vae.digest))")
+        }
+        let model = Denoiser(config: config, seed: 0)
+        try checkpoint.requireRoom(forParameters: model.parameterCount)
+        try checkpoint.load(into: model.namedParameters().map { ($0.name, $0.tensor) })
+        return (model, transform)
+    }
+}
