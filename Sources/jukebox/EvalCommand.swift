@@ -7,7 +7,7 @@ import AudioDSP
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate trained models.",
-        subcommands: [EvalVQVAE.self, EvalPrior.self, EvalCodes.self, EvalAudio.self, EvalMelodyVAE.self])
+        subcommands: [EvalVQVAE.self, EvalPrior.self, EvalCodes.self, EvalAudio.self, EvalMelodyVAE.self, EvalMelody.self])
 }
 
 struct EvalVQVAE: ParsableCommand {

@@ -5,6 +5,7 @@
 import XCTest
 import TensorCore
 import ModelKit
+import MIDI
 @testable import MelodyKit
 
 final class DiffusionTests: XCTestCase {
@@ -160,5 +161,38 @@ final class MelodyModelTests: XCTestCase {
         let infilled = try model.infill(melodies[0], bars: 3...4, steps: 10, eta: 0, seed: 3)
         XCTAssertEqual(Array(infilled.events[0..<32]), Array(melodies[0].events[0..<32]), "bars 1-2 are kept")
         XCTAssertThrowsError(try model.infill(melodies[0], bars: 2...3, steps: 10, eta: 0, seed: 3))
+    }
+}
+
+final class MelodyMetricsTests: XCTestCase {
+    func testTheOverlapFormulaIsExact() {
+        XCTAssertEqual(normalOverlap((60, 2), (60, 2)), 1, accuracy: 1e-12)
+        // Equal variances, means one σ apart: 2Φ(−1/2).
+        XCTAssertEqual(normalOverlap((0, 1), (1, 1)), 0.617075, accuracy: 1e-6)
+        XCTAssertEqual(normalOverlap((1, 1), (0, 1)), 0.617075, accuracy: 1e-6)
+        // The cases the reference repo's formula gets wrong (CPython's NormalDist.overlap values).
+        XCTAssertEqual(normalOverlap((60, 2), (62, 2)), 0.617075, accuracy: 1e-6)
+        XCTAssertEqual(normalOverlap((0, 2), (0, 3)), 0.806, accuracy: 1e-3)
+        XCTAssertEqual(normalOverlap((0, 1), (0, 2)), normalOverlap((0, 2), (0, 1)), accuracy: 1e-12)
+        XCTAssertLessThan(normalOverlap((0, 1), (10, 1)), 1e-6)
+    }
+
+    func testFramesPairsAndScores() {
+        // 16 bars of one repeated bar: 6 frames, 5 identical pairs with overlap 1.
+        let bar: [UInt8] = [Melody.noteOn(pitch: 60)] + [UInt8](repeating: 0, count: 3) + [Melody.noteOn(pitch: 64)] + [UInt8](repeating: 0, count: 11)
+        let steady = Melody(events: (0..<16).flatMap { _ in bar })
+        let overlaps = FrameOverlaps([steady])
+        XCTAssertEqual(overlaps.pitch.count, 5)
+        XCTAssertTrue(overlaps.pitch.allSatisfy { abs($0 - 1) < 1e-9 })
+        let scores = ConsistencyVariance(overlaps, reference: overlaps)
+        XCTAssertEqual(scores.pitchConsistency, 1)
+        XCTAssertEqual(scores.durationConsistency, 1)
+        // A melody that changes register halfway scores lower consistency against the steady one.
+        let moving = Melody(events: (0..<16).flatMap { b in b < 8 ? bar : bar.map { $0 >= 2 ? $0 + 12 : $0 } })
+        let other = FrameOverlaps([moving])
+        XCTAssertLessThan(ConsistencyVariance(other, reference: overlaps).pitchConsistency, 1)
+        var g = RandomGenerator(seed: 1)
+        XCTAssertEqual(MelodyBaselines.randomChunks([steady], count: 3, bars: 8, generator: &g).map { $0.events.count }, [128, 128, 128])
+        XCTAssertEqual(MelodyBaselines.randomNotes([steady], count: 2, bars: 8, generator: &g).map { $0.events.count }, [128, 128])
     }
 }
