@@ -73,16 +73,8 @@ public final class MelodyDiffusionTrainer {
         }
         model = Denoiser(config: config, seed: self.seed)
         optimizer = Adam(parameters: model.namedParameters(), learningRate: config.train.learningRate, warmupSteps: 0)
-        generator = RandomGenerator(seed: self.seed ^ 0xD1FF)
-        if let checkpoint {
-            try checkpoint.load(into: model.namedParameters().map { ($0.name, $0.tensor) })
-            step = checkpoint.step
-            try optimizer.loadState(checkpoint.tensors, step: step)
-            generator = try checkpoint.generator()
-            run.truncateMetrics(after: step)
-        } else {
-            try run.saveConfig(config.jsonString())
-        }
+        (step, generator) = try run.start(from: checkpoint, optimizer: optimizer, fresh: RandomGenerator(seed: self.seed ^ 0xD1FF),
+                                          config: config.jsonString())
     }
 
     /// Writes the checkpoint for the current step (atomically).

@@ -70,16 +70,8 @@ public final class MelodyVAETrainer {
         self.seed = checkpoint.flatMap { UInt64($0.metadata["seed"] ?? "") } ?? seed
         model = MelodyVAE(config: config, seed: self.seed)
         optimizer = Adam(parameters: model.namedParameters(), learningRate: config.train.learningRate, warmupSteps: 0)
-        generator = RandomGenerator(seed: self.seed ^ 0x3E10)
-        if let checkpoint {
-            try checkpoint.load(into: model.namedParameters().map { ($0.name, $0.tensor) })
-            step = checkpoint.step
-            try optimizer.loadState(checkpoint.tensors, step: step)
-            generator = try checkpoint.generator()
-            run.truncateMetrics(after: step)
-        } else {
-            try run.saveConfig(config.jsonString())
-        }
+        (step, generator) = try run.start(from: checkpoint, optimizer: optimizer, fresh: RandomGenerator(seed: self.seed ^ 0x3E10),
+                                          config: config.jsonString())
         let pool = dataset.heldOut.isEmpty ? dataset.train : dataset.heldOut
         var pick = RandomGenerator(seed: self.seed ^ 0xE7A1)
         evaluationWindows = pool.count <= 512 ? pool : (0..<512).map { _ in pool[pick.int(below: pool.count)] }

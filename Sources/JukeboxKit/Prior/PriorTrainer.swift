@@ -82,16 +82,8 @@ public final class PriorTrainer {
         let t = config.train
         optimizer = Adam(parameters: prior.namedParameters(), learningRate: t.learningRate, beta1: t.beta1, beta2: t.beta2,
                          epsilon: t.epsilon, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps)
-        generator = RandomGenerator(seed: self.seed ^ 0x70CE)
-        if let checkpoint {
-            try checkpoint.load(into: prior.namedParameters().map { ($0.name, $0.tensor) })
-            step = checkpoint.step
-            try optimizer.loadState(checkpoint.tensors, step: step)
-            generator = try checkpoint.generator()
-            run.truncateMetrics(after: step)
-        } else {
-            try run.saveConfig(config.jsonString())
-        }
+        (step, generator) = try run.start(from: checkpoint, optimizer: optimizer, fresh: RandomGenerator(seed: self.seed ^ 0x70CE),
+                                          config: config.jsonString())
         // Fixed held-out windows (from the training songs when no song is held out).
         var evalGenerator = RandomGenerator(seed: self.seed ^ 0xE7A1)
         let evalSongs = dataset.test.isEmpty ? dataset.train : dataset.test

@@ -3,6 +3,7 @@
 // checkpoint's step, so rows written after the last checkpoint are not duplicated.
 
 import Foundation
+import TensorCore
 
 /// Files of one training run.
 public struct RunDirectory {
@@ -69,4 +70,21 @@ public struct RunDirectory {
 public func rounded(_ x: Float) -> Double {
     guard x.isFinite else { return Double(x) }
     return Double(String(format: "%.5g", Double(x))) ?? Double(x)
+}
+
+extension RunDirectory {
+    /// Where a trainer starts: from `checkpoint` when resuming (its weights into `optimizer`'s
+    /// parameters, Adam's moments, the generator; metrics after its step cut), else at step 0
+    /// with `fresh` as the generator and `config` saved as the run's config.
+    public func start(from checkpoint: Checkpoint?, optimizer: Adam, fresh: RandomGenerator,
+                      config: String) throws -> (step: Int, generator: RandomGenerator) {
+        guard let checkpoint else {
+            try saveConfig(config)
+            return (0, fresh)
+        }
+        try checkpoint.load(into: optimizer.parameters.map { ($0.name, $0.tensor) })
+        try optimizer.loadState(checkpoint.tensors, step: checkpoint.step)
+        truncateMetrics(after: checkpoint.step)
+        return (checkpoint.step, try checkpoint.generator())
+    }
 }
