@@ -281,7 +281,8 @@ public struct DiffusionSampler {
     /// noise `eta` (η = 1 is DDPM-like, 0 deterministic). `keep` pastes re-noised known values
     /// at each step where `mask` is 1 (infilling), both `(count, L, D)`.
     public func sample(count: Int, steps: Int? = nil, eta: Double = 0, generator: inout RandomGenerator,
-                       keep: (values: [Float], mask: [Float])? = nil) -> Tensor {
+                       keep: (values: [Float], mask: [Float])? = nil,
+                       progress: ((_ done: Int, _ total: Int) -> Void)? = nil) -> Tensor {
         let c = model.config, per = c.length * c.latentDims, N = schedule.steps
         let levels: [Int]                                          // t values visited, descending
         if let steps, steps < N {
@@ -292,6 +293,7 @@ public struct DiffusionSampler {
         var x = (0..<(count * per)).map { _ in generator.normal() }
         return Tensor.withoutGrad {
             for (k, t) in levels.enumerated() {
+                defer { progress?(k + 1, levels.count) }
                 let previous = k + 1 < levels.count ? levels[k + 1] : 0
                 let aT = schedule.alphaBars[t], aPrev = schedule.alphaBars[previous]
                 let eps = model(Tensor(x, shape: [count, c.length, c.latentDims]),

@@ -72,12 +72,14 @@ public struct MelodyModel {
 
     /// `count` melodies of `bars` bars (even, at most ``maximumBars``), sampled with DDPM over
     /// every step (`steps` nil) or DDIM over `steps` steps with noise `eta`.
-    public func sample(count: Int, bars: Int, steps: Int?, eta: Double, seed: UInt64) throws -> [Melody] {
+    public func sample(count: Int, bars: Int, steps: Int?, eta: Double, seed: UInt64,
+                       progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [Melody] {
         guard bars >= 2, bars % 2 == 0, bars <= maximumBars else {
             throw MelodyModelError.bars("\(bars) must be an even number in 2...\(maximumBars) (the model's sequences hold \(denoiser.config.length) 2-bar latents)")
         }
         var generator = RandomGenerator(seed: seed)
-        let x = DiffusionSampler(model: denoiser).sample(count: count, steps: steps, eta: eta, generator: &generator)
+        let x = DiffusionSampler(model: denoiser).sample(count: count, steps: steps, eta: eta, generator: &generator,
+                                                         progress: progress)
         return decode(x, chunks: bars / 2, generator: &generator)
     }
 

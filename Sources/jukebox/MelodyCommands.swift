@@ -432,9 +432,14 @@ struct MelodySample: ParsableCommand {
         let m = try melodyModel(model)
         try reportingErrors { try OutputFolder.prepare(outDir) }
         let started = Date()
+        let meter = ProgressMeter(total: sampler == "ddim" ? Swift.min(steps ?? 50, m.denoiser.config.diffusionSteps)
+                                                            : m.denoiser.config.diffusionSteps)
         let melodies = try mapMelodyErrors {
-            try m.sample(count: count, bars: bars, steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: eta, seed: seed)
+            try m.sample(count: count, bars: bars, steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: eta, seed: seed) { done, total in
+                meter.report(done: done, "denoising step \(done)/\(total)")
+            }
         }
+        meter.finish()
         try reportingErrors {
             for (i, melody) in melodies.enumerated() { try melody.midi().write(to: outDir + "/melody-\(i + 1).mid") }
         }

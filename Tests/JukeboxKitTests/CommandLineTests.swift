@@ -118,7 +118,8 @@ final class CommandLineTests: XCTestCase {
     func testHelpExplainsEverySubcommand() throws {
         for sub in [["train", "vqvae"], ["train", "prior"], ["encode"], ["decode"], ["sample"], ["upsample"], ["bundle"],
                     ["eval", "vqvae"], ["info"], ["bench"], ["train", "melody-vae"], ["melody", "encode"], ["melody", "decode"],
-                    ["melody", "stats"], ["eval", "melody-vae"]] {
+                    ["melody", "stats"], ["eval", "melody-vae"], ["train", "melody-prior"], ["melody", "bundle"], ["melody", "sample"],
+                    ["melody", "infill"], ["eval", "melody"]] {
             let r = try run(sub + ["--help"])
             XCTAssertEqual(r.status, 0)
             XCTAssertTrue(r.out.contains("USAGE") && r.out.contains("Example") || sub == ["bench"], "\(sub) help lacks an example")
