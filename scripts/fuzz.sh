@@ -35,9 +35,13 @@ $SWIFT build -c release --product jukebox
 $SWIFT build -c release --product jukebox-fuzz
 $SWIFT build -c release --build-path "$BUILD" --target JukeboxFuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING
+# The objects of each module's current sources only: a file moved to another module leaves
+# its old object behind in the build folder.
 objects=()
-for module in TensorCore AudioDSP HalfKernels ModelKit JukeboxKit JukeboxFuzz; do
-    objects+=("$BUILD"/release/$module.build/*.o)
+for module in TensorCore AudioDSP HalfKernels ModelKit JukeboxKit MIDI MelodyKit FuzzTargets JukeboxFuzz; do
+    while read -r source; do
+        objects+=("$BUILD/release/$module.build/$(basename "$source").o")
+    done < "$BUILD/release/$module.build/sources"
 done
 swiftc -sanitize=fuzzer,address "${objects[@]}" -o "$FUZZER" 2> >(grep -v "Cannot export local symbol" >&2)
 [[ -n ${FUZZ_TARGETS:-} ]] || FUZZ_TARGETS=$("$REPLAY" --list | tr '\n' ' ')
@@ -90,6 +94,32 @@ EOF
             > "$seeds/$target.dict"
     done
     touch "$seeds/.complete"
+fi
+
+# Seeds of the melody readers (added later, so made on their own): hand-written MIDI files (a
+# format-0 tune with an accented downbeat and running status, a format-1 file with a tempo
+# track), the melody configs, and a latent file and checkpoint of a tiny melody VAE trained for
+# two steps on them.
+if [[ ! -f $seeds/.melody-complete ]]; then
+    echo "fuzz: making melody seed corpora in $seeds"
+    work=$FUZZ_DIR/melody-models
+    rm -rf "$work" "$seeds"/{midi,melody-vae-config,melody-latents}
+    mkdir -p "$work/data/train" "$seeds"/{midi,melody-vae-config,melody-latents,checkpoint}
+    notes='\x00\xff\x58\x04\x04\x02\x18\x08\x00\x90\x3c\x69\x83\x60\x80\x3c\x00\x00\x90\x3e\x5f\x9a\x20\x3e\x00'
+    printf "MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\x00\x1d$notes\x00\xff\x2f\x00" > "$seeds/midi/format0.mid"
+    printf "MThd\x00\x00\x00\x06\x00\x01\x00\x02\x00\x60MTrk\x00\x00\x00\x0b\x00\xff\x51\x03\x07\xa1\x20\x00\xff\x2f\x00MTrk\x00\x00\x00\x1d$notes\x00\xff\x2f\x00" \
+        > "$seeds/midi/format1.mid"
+    for i in 1 2 3; do cp "$seeds/midi/format0.mid" "$work/data/train/tune$i.mid"; done
+    quiet() { "$@" > "$work/log.txt" 2>&1 || { cat "$work/log.txt" >&2; exit 1; }; }
+    quiet "$JUKEBOX" train melody-vae --config configs/melody-vae-tiny.json --data "$work/data" --out "$work/vae" --steps 2
+    quiet "$JUKEBOX" melody encode --vae "$work/vae/checkpoint.safetensors" "$seeds/midi/format0.mid" -o "$seeds/melody-latents/tune.latents.safetensors"
+    cp "$work/vae/checkpoint.safetensors" "$seeds/checkpoint/melody-vae.safetensors"
+    cp configs/melody-vae-*.json "$seeds/melody-vae-config/"
+    for target in melody-vae-config melody-latents; do
+        LC_ALL=C grep -aoh '"[A-Za-z0-9_]\{1,40\}"' "$seeds/$target"/* | sort -u | sed 's/"/\\"/g; s/.*/"&"/' \
+            > "$seeds/$target.dict"
+    done
+    touch "$seeds/.melody-complete"
 fi
 
 # 3. Each target in turn, on one core: its growing corpus, then the seeds.

@@ -58,7 +58,7 @@ public final class MelodyDiffusionTrainer {
         } else if config.latentDims != transform.kept.count {
             throw ConfigError("the config says latent_dims \(config.latentDims), but \(transform.kept.count) dimensions have mean σ < 1 under this VAE")
         }
-        if let checkpoint {
+        if checkpoint != nil {
             var given = startConfig
             given.latentDims = config.latentDims
             try MelodyDiffusionConfig.checkResume(given: given, saved: config, run: outDirectory)
