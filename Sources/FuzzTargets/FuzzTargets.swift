@@ -86,7 +86,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 try FuzzTarget.readAudio(try FuzzScratch.write(bytes, name: "input.audio"))
             case .midi:
                 let file = try MIDIFile(bytes: bytes, name: "input.mid")
-                let phase = (try? Melody.downbeatPhase(of: file)) ?? 0
+                // As training reads a file: no accents means bars from the start; accents
+                // without a consistent downbeat are an error (returned like any other).
+                let phase: Int
+                do {
+                    phase = try Melody.downbeatPhase(of: file)
+                } catch DownbeatError.noAccents {
+                    phase = 0
+                }
                 for melody in Melody.extract(from: file, downbeatPhase: phase) { _ = melody.chunks(steps: 32) }
                 _ = try file.bytes()
             case .melodyVAEConfig:
@@ -117,6 +124,8 @@ enum FuzzScratch {
     static let folder: String = {
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
         let folder = base + "/jukebox-fuzz-\(getpid())"
+        // A folder that cannot be made shows up as the first write's error, which the target
+        // returns; removing it at exit is best effort (a leftover in /dev/shm does no harm).
         try? FileManager.default.createDirectory(atPath: folder + "/bundle", withIntermediateDirectories: true)
         atexit { try? FileManager.default.removeItem(atPath: FuzzScratch.folder) }
         return folder
@@ -137,6 +146,8 @@ enum FuzzScratch {
     }
 
     private static let linkedBundleModels: Void = {
+        // Optional: without the variable, or with a folder that cannot be listed, the bundle
+        // target fuzzes the manifest alone (as its documentation says).
         guard let models = ProcessInfo.processInfo.environment[FuzzTarget.bundleModelsVariable],
               let names = try? FileManager.default.contentsOfDirectory(atPath: models) else { return }
         for name in names where name.hasSuffix(".safetensors") {

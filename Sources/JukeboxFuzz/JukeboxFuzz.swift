@@ -61,7 +61,7 @@ struct JukeboxFuzz {
             case let name? where arguments.count >= 2:
                 guard let target = FuzzTarget(rawValue: name) else { throw ReplayError("unknown target '\(name)'\n\(usage)") }
                 let verbose = ProcessInfo.processInfo.environment["JUKEBOX_FUZZ_QUIET"] == nil
-                _ = try replay(target, files: inputFiles(Array(arguments.dropFirst())), verbose: verbose)
+                _ = try replay(target, files: try inputFiles(Array(arguments.dropFirst())), verbose: verbose)
             default:
                 print(usage)
                 exit(arguments.isEmpty ? 0 : 2)

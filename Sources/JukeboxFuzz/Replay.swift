@@ -8,11 +8,16 @@ import JukeboxKit
 import AudioDSP
 
 /// The files given, with folders expanded to their files (sorted, not recursive).
-func inputFiles(_ paths: [String]) -> [String] {
-    paths.flatMap { path -> [String] in
+func inputFiles(_ paths: [String]) throws -> [String] {
+    try paths.flatMap { path -> [String] in
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw ReplayError("\(path): cannot list the folder (\(error.localizedDescription))")
+        }
         return names.filter { !$0.hasPrefix(".") }.sorted().map { path + "/" + $0 }
     }
 }

@@ -291,6 +291,7 @@ public struct DiffusionSampler {
             levels = Array((1...N).reversed())
         }
         var x = (0..<(count * per)).map { _ in generator.normal() }
+        let ancestral = steps == nil || steps! >= N
         return Tensor.withoutGrad {
             for (k, t) in levels.enumerated() {
                 defer { progress?(k + 1, levels.count) }
@@ -298,23 +299,25 @@ public struct DiffusionSampler {
                 let aT = schedule.alphaBars[t], aPrev = schedule.alphaBars[previous]
                 let eps = model(Tensor(x, shape: [count, c.length, c.latentDims]),
                                 sqrtAlphaBar: [Float](repeating: Float(aT.squareRoot()), count: count)).array
-                let ancestral = steps == nil || steps! >= N
+                // The step's coefficients, once per step rather than per value.
+                let sqrtAT = aT.squareRoot(), sqrtOneMinusAT = (1 - aT).squareRoot(), sqrtAPrev = aPrev.squareRoot()
+                let beta = schedule.betas[t - 1]
+                // DDPM: posterior mean c0·x̂0 + ct·x_t, standard deviation √β̃ (none at the end).
+                let c0 = beta * sqrtAPrev / (1 - aT), ct = (1 - aPrev) * (1 - beta).squareRoot() / (1 - aT)
+                let ddpmStd = previous > 0 ? Swift.max(beta * (1 - aPrev) / (1 - aT), 1e-20).squareRoot() : 0
+                // DDIM: noise σ and the weight of the direction to x_t.
+                let sigma = previous > 0 ? eta * ((1 - aPrev) / (1 - aT) * (1 - aT / aPrev)).squareRoot() : 0
+                let direction = Swift.max(0, 1 - aPrev - sigma * sigma).squareRoot()
                 for i in 0..<x.count {
-                    let x0 = Swift.min(1, Swift.max(-1, (Double(x[i]) - (1 - aT).squareRoot() * Double(eps[i])) / aT.squareRoot()))
+                    let x0 = Swift.min(1, Swift.max(-1, (Double(x[i]) - sqrtOneMinusAT * Double(eps[i])) / sqrtAT))
                     var next: Double
                     if ancestral {
-                        let beta = schedule.betas[t - 1], alpha = 1 - beta
-                        next = beta * aPrev.squareRoot() / (1 - aT) * x0 + (1 - aPrev) * alpha.squareRoot() / (1 - aT) * Double(x[i])
-                        if previous > 0 {
-                            let variance = Swift.max(beta * (1 - aPrev) / (1 - aT), 1e-20)
-                            next += variance.squareRoot() * Double(generator.normal())
-                        }
+                        next = c0 * x0 + ct * Double(x[i])
+                        if previous > 0 { next += ddpmStd * Double(generator.normal()) }
                     } else {
-                        let sigma = previous > 0 ? eta * ((1 - aPrev) / (1 - aT) * (1 - aT / aPrev)).squareRoot() : 0
-                        let direction = Swift.max(0, 1 - aPrev - sigma * sigma).squareRoot()
                         // ε consistent with the clipped x̂0.
-                        let epsilon = (Double(x[i]) - aT.squareRoot() * x0) / (1 - aT).squareRoot()
-                        next = aPrev.squareRoot() * x0 + direction * epsilon + (sigma > 0 ? sigma * Double(generator.normal()) : 0)
+                        let epsilon = (Double(x[i]) - sqrtAT * x0) / sqrtOneMinusAT
+                        next = sqrtAPrev * x0 + direction * epsilon + (sigma > 0 ? sigma * Double(generator.normal()) : 0)
                     }
                     x[i] = Float(next)
                 }
@@ -322,7 +325,7 @@ public struct DiffusionSampler {
                     // The known part, noised to the level just reached (itself at the end).
                     for i in 0..<x.count where keep.mask[i] > 0 {
                         let known = Double(keep.values[i])
-                        x[i] = previous > 0 ? Float(aPrev.squareRoot() * known + (1 - aPrev).squareRoot() * Double(generator.normal()))
+                        x[i] = previous > 0 ? Float(sqrtAPrev * known + (1 - aPrev).squareRoot() * Double(generator.normal()))
                                             : Float(known)
                     }
                 }

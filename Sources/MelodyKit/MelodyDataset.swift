@@ -96,6 +96,16 @@ public struct MelodyDataset {
         return Melody.extract(from: file, downbeatPhase: phase)
     }
 
+    /// ``melodies(of:)``, with a tune whose accents give no consistent downbeat left out (as
+    /// training leaves it out); any other problem with the file is an error.
+    public static func melodiesSkippingUnclearDownbeats(of path: String) throws -> [Melody] {
+        do {
+            return try melodies(of: path)
+        } catch is DownbeatError {
+            return []
+        }
+    }
+
     /// The step of the first velocity-105 onset on `phase` (mod `barSteps`), or `phase`.
     static func firstAccentStep(of file: MIDIFile, phase: Int, barSteps: Int) -> Int {
         var first: Int?

@@ -5,6 +5,33 @@ import MelodyKit
 import MIDI
 import TensorCore
 
+/// The run flags both melody trainers take.
+struct MelodyRunFlags: ParsableArguments {
+    @Option(parsing: .upToNextOption, help: "MIDI folders or files.")
+    var data: [String]
+
+    @Option(help: "Run folder for checkpoints and metrics.")
+    var out: String
+
+    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "Windows (VAE) or sequences (prior) per batch (default: the config's train.batch_size).")
+    var batch: Int?
+
+    @Option(parsing: .unconditional, help: "Seed for initialisation, batches and noise (ε, scheduled sampling).")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Continue the run in --out from its checkpoint.")
+    var resume = false
+
+    func validate() throws {
+        if data.isEmpty { throw ValidationError("--data needs at least one folder or MIDI file") }
+        if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
+        if let batch, !(1...(1 << 20)).contains(batch) { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
+    }
+}
+
 struct TrainMelodyVAE: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "melody-vae",
@@ -27,31 +54,10 @@ struct TrainMelodyVAE: ParsableCommand {
     @Option(help: "Melody VAE config JSON (see configs/melody-vae-*.json).")
     var config: String
 
-    @Option(parsing: .upToNextOption, help: "MIDI folders or files.")
-    var data: [String]
-
-    @Option(help: "Run folder for checkpoints and metrics.")
-    var out: String
-
-    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
-    var steps: Int?
-
-    @Option(parsing: .unconditional, help: "Windows per batch (default: the config's train.batch_size).")
-    var batch: Int?
-
-    @Option(parsing: .unconditional, help: "Seed for initialisation, batches, ε and scheduled sampling.")
-    var seed: UInt64 = 0
-
-    @Flag(help: "Continue the run in --out from its checkpoint.")
-    var resume = false
-
-    func validate() throws {
-        if data.isEmpty { throw ValidationError("--data needs at least one folder or MIDI file") }
-        if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
-        if let batch, !(1...(1 << 20)).contains(batch) { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
-    }
+    @OptionGroup var flags: MelodyRunFlags
 
     func run() throws {
+        let (data, out, steps, batch, seed, resume) = (flags.data, flags.out, flags.steps, flags.batch, flags.seed, flags.resume)
         try refuseOverwritingInputs(outputs: runFolderOutputs(out), inputs: [("--config", config)] + data.map { ("--data", $0) })
         var cfg = try reportingErrors { try MelodyVAEConfig.load(path: config) }
         if let batch { cfg.train.batchSize = batch }
@@ -240,8 +246,8 @@ struct EvalMelodyVAE: ParsableCommand {
             var windows: [Melody] = []
             for source in data {
                 for file in try MelodyDataset.midiFiles(in: source) {
-                    guard let found = try? MelodyDataset.melodies(of: file) else { continue }
-                    windows += found.flatMap { $0.chunks(steps: model.config.steps) }.filter { !$0.isSilent }
+                    windows += try MelodyDataset.melodiesSkippingUnclearDownbeats(of: file)
+                        .flatMap { $0.chunks(steps: model.config.steps) }.filter { !$0.isSilent }
                 }
             }
             guard !windows.isEmpty else { throw ConfigError("\(data.joined(separator: ", ")): no 2-bar chunk with a note") }
@@ -282,32 +288,14 @@ struct TrainMelodyPrior: ParsableCommand {
     @Option(help: "Melody VAE checkpoint whose latents the prior models.")
     var vae: String
 
-    @Option(parsing: .upToNextOption, help: "MIDI folders or files.")
-    var data: [String]
-
-    @Option(help: "Run folder for checkpoints and metrics.")
-    var out: String
-
-    @Option(parsing: .unconditional, help: "Total training steps (default: the config's train.steps).")
-    var steps: Int?
-
-    @Option(parsing: .unconditional, help: "Sequences per batch (default: the config's train.batch_size).")
-    var batch: Int?
-
-    @Option(parsing: .unconditional, help: "Seed for initialisation, batches and noise.")
-    var seed: UInt64 = 0
-
-    @Flag(help: "Continue the run in --out from its checkpoint.")
-    var resume = false
+    @OptionGroup var flags: MelodyRunFlags
 
     func validate() throws {
         guard kind == "diffusion" else { throw ValidationError("--kind '\(kind)' is not one of: diffusion") }
-        if data.isEmpty { throw ValidationError("--data needs at least one folder or MIDI file") }
-        if let steps, steps < 0 { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
-        if let batch, !(1...(1 << 20)).contains(batch) { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
     }
 
     func run() throws {
+        let (data, out, steps, batch, seed, resume) = (flags.data, flags.out, flags.steps, flags.batch, flags.seed, flags.resume)
         try refuseOverwritingInputs(outputs: runFolderOutputs(out),
                                     inputs: [("--config", config), ("--vae", vae)] + data.map { ("--data", $0) })
         var cfg = try reportingErrors { try MelodyDiffusionConfig.load(path: config) }
@@ -546,7 +534,7 @@ struct EvalMelody: ParsableCommand {
             func load(_ sources: [String], _ flag: String) throws -> [Melody] {
                 var out: [Melody] = []
                 for source in sources {
-                    for file in try MelodyDataset.midiFiles(in: source) { out += (try? MelodyDataset.melodies(of: file)) ?? [] }
+                    for file in try MelodyDataset.midiFiles(in: source) { out += try MelodyDataset.melodiesSkippingUnclearDownbeats(of: file) }
                 }
                 guard !out.isEmpty else { throw ConfigError("\(flag) \(sources.joined(separator: " ")): no melody in 16-step bars") }
                 return out
