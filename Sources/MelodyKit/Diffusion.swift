@@ -189,11 +189,12 @@ final class FiLMBlock: Module {
         dense1 = lecunLinear(c.denseWidth, c.denseWidth, &g)
     }
 
-    /// `x (B, L, W)`, `noise (B, noiseFeatures)`.
+    /// `x (B, L, W)`, `noise (B, noiseFeatures)` or `(1, noiseFeatures)` when every sequence
+    /// is at the same level.
     func callAsFunction(_ x: Tensor, noise: Tensor) -> Tensor {
-        let B = x.shape[0], W = x.shape[2]
+        let N = noise.shape[0], W = x.shape[2]
         let f = film1(swish(film0(noise)))
-        let s = scale(f).reshaped([B, 1, W]), b = shift(f).reshaped([B, 1, W])
+        let s = scale(f).reshaped([N, 1, W]), b = shift(f).reshaped([N, 1, W])
         let h = dense0(swish(ln0(x) * s + b))
         return x + dense1(swish(ln1(h) * s + b))
     }
@@ -234,7 +235,10 @@ public final class Denoiser: Module {
     public func callAsFunction(_ x: Tensor, sqrtAlphaBar: [Float]) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == config.length && x.shape[2] == config.latentDims,
                      "Denoiser: input \(x.shape) is not (B, \(config.length), \(config.latentDims))")
-        let noise = sinusoidalFeatures(sqrtAlphaBar.map { $0 * config.noiseScale }, size: config.noiseFeatures)
+        precondition(sqrtAlphaBar.count == x.shape[0], "Denoiser: \(sqrtAlphaBar.count) noise levels for \(x.shape[0]) sequences")
+        // Sampling puts every sequence at the same level: the FiLM generators then run once.
+        let levels = sqrtAlphaBar.allSatisfy { $0 == sqrtAlphaBar[0] } ? [sqrtAlphaBar[0]] : sqrtAlphaBar
+        let noise = sinusoidalFeatures(levels.map { $0 * config.noiseScale }, size: config.noiseFeatures)
         var h = input(x) + positions
         for layer in layers { h = layer(h) }
         h = toDense(lnDense(h))
