@@ -506,8 +506,15 @@ struct EvalMelody: ParsableCommand {
             reference itself (random 2-bar chunks of random tunes; random notes from its pitch \
             and duration histograms): the metric has little range, so read the model against them.
 
+            With --model, also the latent-space distances of the paper's Table 3: every 2-bar \
+            chunk with a note is encoded by the model's VAE (posterior mean) and trimmed and \
+            scaled by its latent transform; then the Fréchet distance and the MMD with an RBF \
+            kernel (γ 1) and a polynomial one (degree 2) to the reference's latents, lower being \
+            closer. The random-chunks baseline is real music, so its distances are the floor \
+            that sampling noise alone gives.
+
             Example:
-              jukebox eval melody --generated out/melodies --reference data/melody/test --json
+              jukebox eval melody --generated out/melodies --reference data/melody/test --model models/melody --json
             """)
 
     @Option(help: "Folder (or files) of generated MIDI.")
@@ -515,6 +522,9 @@ struct EvalMelody: ParsableCommand {
 
     @Option(help: "Folder (or files) of reference MIDI.")
     var reference: [String]
+
+    @Option(help: "Melody model folder whose VAE and latent transform give the latent distances (none without it).")
+    var model: String?
 
     @Option(parsing: .unconditional, help: "Seed of the baselines.")
     var seed: UInt64 = 0
@@ -527,6 +537,14 @@ struct EvalMelody: ParsableCommand {
         var melodies: Int
         var pairs: Int
         var scores: ConsistencyVariance
+        var latent: LatentScores?
+    }
+
+    struct LatentScores: Encodable {
+        var latents: Int
+        var frechet: Double
+        var mmdRBF: Double
+        var mmdPolynomial: Double
     }
 
     func run() throws {
@@ -543,6 +561,14 @@ struct EvalMelody: ParsableCommand {
             let bars = made[0].events.count / Melody.stepsPerBar
             guard bars >= 6 else { throw ConfigError("--generated: melodies of \(bars) bars have no pair of 4-bar frames at a 2-bar hop (need 6 bars or more)") }
             let reference = FrameOverlaps(ref)
+            let melodyModel = try model.map { path in try MelodyModel(path: path) }
+            func latents(_ melodies: [Melody]) -> LatentSet? {
+                melodyModel.map { LatentSet(melodies: melodies, vae: $0.vae, transform: $0.transform) }
+            }
+            let referenceLatents = latents(ref)
+            if let referenceLatents, referenceLatents.count < 2 {
+                throw ConfigError("--reference: \(referenceLatents.count) 2-bar chunks with notes; the latent distances need 2 or more")
+            }
             var g = RandomGenerator(seed: seed)
             let sets: [(String, [Melody])] = [
                 ("generated", made),
@@ -551,14 +577,23 @@ struct EvalMelody: ParsableCommand {
             ]
             for (name, melodies) in sets {
                 let overlaps = FrameOverlaps(melodies)
-                let row = Row(set: name, melodies: melodies.count, pairs: overlaps.pitch.count, scores: ConsistencyVariance(overlaps, reference: reference))
+                var row = Row(set: name, melodies: melodies.count, pairs: overlaps.pitch.count, scores: ConsistencyVariance(overlaps, reference: reference))
+                if let referenceLatents, let set = latents(melodies), set.count >= 2 {
+                    row.latent = LatentScores(latents: set.count, frechet: LatentDistance.frechet(set, referenceLatents),
+                                              mmdRBF: LatentDistance.mmdRBF(set, referenceLatents),
+                                              mmdPolynomial: LatentDistance.mmdPolynomial(set, referenceLatents))
+                }
                 if json {
                     print(try jsonLine(row))
                 } else {
                     let s = row.scores
-                    print(name.padding(toLength: 31, withPad: " ", startingAt: 0)
-                          + String(format: "  pitch C %.3f V %.3f  duration C %.3f V %.3f  (%d melodies, %d frame pairs)", s.pitchConsistency, s.pitchVariance, s.durationConsistency, s.durationVariance,
-                                 row.melodies, row.pairs))
+                    var line = name.padding(toLength: 31, withPad: " ", startingAt: 0)
+                        + String(format: "  pitch C %.3f V %.3f  duration C %.3f V %.3f  (%d melodies, %d frame pairs)", s.pitchConsistency, s.pitchVariance, s.durationConsistency, s.durationVariance,
+                                 row.melodies, row.pairs)
+                    if let l = row.latent {
+                        line += String(format: "  FD %.4f  MMD-RBF %.5f  MMD-poly %.5f (%d latents)", l.frechet, l.mmdRBF, l.mmdPolynomial, l.latents)
+                    }
+                    print(line)
                 }
             }
             let (pm, pv) = FrameOverlaps.moments(reference.pitch), (dm, dv) = FrameOverlaps.moments(reference.duration)

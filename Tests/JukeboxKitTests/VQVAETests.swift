@@ -26,9 +26,18 @@ func chordWithClicks(count: Int, sampleRate: Int, phase: Int = 0) -> [Float] {
     }
 }
 
+/// The folder of every test folder of this process, removed when the process exits (so that
+/// repeated test runs do not fill the temporary folder).
+let testRoot: String = {
+    let root = NSTemporaryDirectory() + "jukebox-tests-\(getpid())"
+    try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "jukebox-tests-\(getpid())") }
+    return root
+}()
+
 /// A fresh temporary folder.
 func temporaryDirectory(_ name: String) -> String {
-    let path = NSTemporaryDirectory() + "jukebox-test-\(name)-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+    let path = testRoot + "/jukebox-test-\(name)-\(Int.random(in: 0..<1_000_000))"
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }

@@ -14,8 +14,18 @@ func repoPath(_ relative: String) -> String {
         .appendingPathComponent(relative).path
 }
 
+/// The folder of every test folder of this process, removed when the process exits (so that
+/// repeated test runs do not fill the temporary folder).
+let testRoot: String = {
+    let root = NSTemporaryDirectory() + "jukebox-tests-\(getpid())"
+    try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "jukebox-tests-\(getpid())") }
+    return root
+}()
+
+/// A fresh temporary folder.
 func temporaryDirectory(_ name: String) -> String {
-    let path = NSTemporaryDirectory() + "jukebox-melody-\(name)-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+    let path = testRoot + "/jukebox-melody-\(name)-\(Int.random(in: 0..<1_000_000))"
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
