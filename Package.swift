@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "MelodyKit", dependencies: ["TensorCore", "ModelKit", "MIDI"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets"],
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
         .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
         .testTarget(name: "MIDIRenderTests", dependencies: ["MIDIRender", "MIDI"]),
