@@ -75,7 +75,7 @@ public struct MIDIRenderer: Sendable {
 
     /// Throws `MIDIRenderError.unusableSoundfont` unless `path` is a readable SoundFont file
     /// (FluidSynth's check of its header; a file damaged further in fails when loaded).
-    public static func checkSoundfont(_ path: String) throws {
+    static func checkSoundfont(_ path: String) throws {
         var status = stat()
         guard stat(path, &status) == 0 else {
             throw MIDIRenderError.unusableSoundfont(path: path, reason: String(cString: strerror(errno)))
@@ -103,7 +103,7 @@ public struct MIDIRenderer: Sendable {
     ///
     /// - Throws: the reader's `MIDIError` for a division of 0 ticks per quarter (possible only in
     ///   a file made in memory), naming the file as `name`.
-    public static func timedEvents(_ midi: MIDIFile, name: String) throws -> (events: [(seconds: Double, event: MIDIEvent)], end: Double) {
+    static func timedEvents(_ midi: MIDIFile, name: String) throws -> (events: [(seconds: Double, event: MIDIEvent)], end: Double) {
         guard midi.ticksPerQuarter > 0 else {
             throw MIDIError.malformed(file: name, track: nil, offset: 12, problem: .zeroTicksPerQuarter)
         }
@@ -139,7 +139,7 @@ public struct MIDIRenderer: Sendable {
             throw MIDIRenderError.tooLong(name: name, seconds: seconds, limit: Self.maximumSeconds)
         }
         let synthesiser = try Synthesiser(soundfont: soundfont, sampleRate: sampleRate, gain: gain)
-        let frames = Int((seconds * Double(sampleRate)).rounded())
+        let frames = max(0, Int((seconds * Double(sampleRate)).rounded()))
         var left = [Float](repeating: 0, count: frames), right = [Float](repeating: 0, count: frames)   // (frames)
         left.withUnsafeMutableBufferPointer { l in
             right.withUnsafeMutableBufferPointer { r in
