@@ -18,7 +18,7 @@ let package = Package(
     name: "jukebox",
     products: [
         .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
-        .library(name: "MelodyKit", targets: ["MIDI", "MelodyKit"]),
+        .library(name: "MelodyKit", targets: ["MIDI", "MelodyKit", "MIDIRender"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
         .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
     ],
@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CSndFile", path: "Sources/CSndFile"),
         .systemLibrary(name: "CSampleRate", path: "Sources/CSampleRate"),
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
+        .systemLibrary(name: "CFluidSynth", path: "Sources/CFluidSynth"),
         .target(name: "TensorCore", dependencies: ["CBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
                 swiftSettings: numeric),
@@ -41,11 +42,13 @@ let package = Package(
         .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem"], swiftSettings: numeric),
         // Standard MIDI Files and melody events for symbolic music generation; Foundation only.
         .target(name: "MIDI"),
+        // MIDI to audio with FluidSynth and a General MIDI soundfont, to hear a melody.
+        .target(name: "MIDIRender", dependencies: ["CFluidSynth", "MIDI", "AudioDSP"]),
         // The symbolic melody models (MusicVAE's melody VAE; latent diffusion builds on it).
         .target(name: "MelodyKit", dependencies: ["TensorCore", "ModelKit", "MIDI"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
@@ -55,9 +58,10 @@ let package = Package(
         .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets"],
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
         .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
+        .testTarget(name: "MIDIRenderTests", dependencies: ["MIDIRender", "MIDI"]),
         .testTarget(name: "MelodyKitTests", dependencies: ["MelodyKit", "MIDI", "ModelKit", "TensorCore"], swiftSettings: numeric),
     ]
 )

@@ -94,8 +94,8 @@ extension MIDIFile {
     }
 
     /// The events of all tracks merged by tick; at equal ticks, lower tracks first, then file
-    /// order (a stable merge).
-    func allEventsInTickOrder() -> [(tick: Int, event: MIDIEvent)] {
+    /// order (a stable merge): the order a player sends them in.
+    public func allEventsInTickOrder() -> [(tick: Int, event: MIDIEvent)] {
         var merged: [(tick: Int, track: Int, order: Int, event: MIDIEvent)] = []
         for (trackIndex, track) in tracks.enumerated() {
             for (order, timed) in track.events.enumerated() {

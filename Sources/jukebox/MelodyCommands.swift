@@ -3,6 +3,7 @@ import Foundation
 import ModelKit
 import MelodyKit
 import MIDI
+import MIDIRender
 import TensorCore
 
 /// The run flags both melody trainers take.
@@ -91,7 +92,7 @@ struct MelodyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "melody",
         abstract: "Melodies and their latents: encode MIDI with a melody VAE, decode latents to MIDI, count data.",
-        subcommands: [MelodyEncode.self, MelodyDecode.self, MelodyStats.self, MelodyBundle.self, MelodySample.self, MelodyInfill.self])
+        subcommands: [MelodyEncode.self, MelodyDecode.self, MelodyStats.self, MelodyBundle.self, MelodySample.self, MelodyInfill.self, MelodyRender.self])
 }
 
 struct MelodyEncode: ParsableCommand {
@@ -602,5 +603,60 @@ struct EvalMelody: ParsableCommand {
                              ref.count, pm, pv, dm, dv))
             }
         }
+    }
+}
+
+struct MelodyRender: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Render a MIDI file to a WAV file with FluidSynth, to hear it.",
+        discussion: """
+            Plays every track and channel of the MIDI file with FluidSynth and a General MIDI \
+            soundfont, following the file's tempo changes, and writes a mono 16-bit WAV from the \
+            start to the file's last event plus 1 s, so the last notes fade instead of stopping. \
+            Without --soundfont the first of these is played: \(MIDIRenderer.debianSoundfonts.joined(separator: ", ")) \
+            (TimGM6mb is Debian's timgm6mb-soundfont, which `make deps` installs). The same file \
+            gives the same samples; a failed render leaves no file behind.
+
+            Example:
+              jukebox melody render out/melodies/melody-1.mid -o out/melody-1.wav
+            """)
+
+    @Argument(help: "MIDI file.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "WAV file to write.")
+    var output: String
+
+    @Option(help: "SoundFont 2 file (default: an installed General MIDI soundfont, see above).")
+    var soundfont: String?
+
+    @Option(parsing: .unconditional, help: "Samples per second, \(MIDIRenderer.sampleRates.lowerBound)...\(MIDIRenderer.sampleRates.upperBound).")
+    var sampleRate = 44100
+
+    @Option(parsing: .unconditional, help: "FluidSynth's output gain, 0...10; a melody peaks near −10 dBFS at the default, near −30 dBFS at FluidSynth's 0.2.")
+    var gain = MIDIRenderer.defaultGain
+
+    func validate() throws {
+        let rates = MIDIRenderer.sampleRates, gains = MIDIRenderer.gains
+        guard rates.contains(sampleRate) else {
+            throw ValidationError("--sample-rate must be in \(rates.lowerBound)...\(rates.upperBound) Hz, got \(sampleRate)")
+        }
+        guard gains.contains(gain) else { throw ValidationError("--gain must be in \(gains.lowerBound)...\(gains.upperBound), got \(gain)") }
+    }
+
+    func run() throws {
+        let renderer = try reportingErrors { try MIDIRenderer(soundfont: soundfont, sampleRate: sampleRate, gain: gain) }
+        try refuseOverwritingInputs(outputs: [("-o", output)],
+                                    inputs: [("input", input), (soundfont == nil ? "the soundfont" : "--soundfont", renderer.soundfont)])
+        let samples = try reportingErrors {
+            try OutputFolder.prepare(URL(fileURLWithPath: output).deletingLastPathComponent().path)
+            return try renderer.renderFile(input, toWAV: output)
+        }
+        let peak = samples.reduce(0) { Swift.max($0, abs($1)) }
+        printError(String(format: "wrote %@: %.1f s at %d Hz with %@, peak %.1f dBFS", output, Double(samples.count) / Double(sampleRate),
+                          sampleRate, renderer.soundfont, 20 * log10(Double(peak))))
+        let clipped = samples.count { abs($0) > 1 }
+        if clipped > 0 { printError("jukebox: warning: \(clipped) samples beyond full scale were clipped; lower --gain (now \(gain))") }
     }
 }

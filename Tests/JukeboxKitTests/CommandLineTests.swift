@@ -4,6 +4,8 @@
 import XCTest
 import Foundation
 import AudioDSP
+import MIDI
+import MIDIRender
 
 final class CommandLineTests: XCTestCase {
     /// The built `jukebox` executable beside the test bundle (swift test builds it too).
@@ -119,10 +121,64 @@ final class CommandLineTests: XCTestCase {
         for sub in [["train", "vqvae"], ["train", "prior"], ["encode"], ["decode"], ["sample"], ["upsample"], ["bundle"],
                     ["eval", "vqvae"], ["info"], ["bench"], ["train", "melody-vae"], ["melody", "encode"], ["melody", "decode"],
                     ["melody", "stats"], ["eval", "melody-vae"], ["train", "melody-prior"], ["melody", "bundle"], ["melody", "sample"],
-                    ["melody", "infill"], ["eval", "melody"]] {
+                    ["melody", "infill"], ["melody", "render"], ["eval", "melody"]] {
             let r = try run(sub + ["--help"])
             XCTAssertEqual(r.status, 0)
             XCTAssertTrue(r.out.contains("USAGE") && r.out.contains("Example") || sub == ["bench"], "\(sub) help lacks an example")
         }
+    }
+
+    /// `melody render` writes a mono WAV at the asked rate that lasts to the file's end plus the
+    /// 1 s tail, the same bytes twice; bad input gives one named line and writes nothing, with
+    /// no FluidSynth or GLib chatter on stderr.
+    func testMelodyRenderWritesTheSameWAVTwiceAndRefusesBadInput() throws {
+        let dir = temporaryDirectory("render")
+        let fm = FileManager.default
+        // Two quarters at 90 qpm, then tempo 180 and two more: 4/3 s + 2/3 s.
+        let q = 480
+        let events = [MIDITimedEvent(tick: 0, .tempo(microsecondsPerQuarter: 666_667)),
+                      MIDITimedEvent(tick: 0, .noteOn(channel: 0, key: 69, velocity: 80)),
+                      MIDITimedEvent(tick: 2 * q, .noteOff(channel: 0, key: 69, velocity: 0)),
+                      MIDITimedEvent(tick: 2 * q, .tempo(microsecondsPerQuarter: 333_333)),
+                      MIDITimedEvent(tick: 2 * q, .noteOn(channel: 0, key: 72, velocity: 80)),
+                      MIDITimedEvent(tick: 4 * q, .noteOff(channel: 0, key: 72, velocity: 0))]
+        let midi = dir + "/tune.mid"
+        try MIDIFile(format: .singleTrack, ticksPerQuarter: q, tracks: [MIDITrack(events: events)]).write(to: midi)
+        for name in ["a.wav", "b.wav"] {
+            let r = try run(["melody", "render", midi, "-o", dir + "/out/" + name, "--sample-rate", "22050"])
+            XCTAssertEqual(r.status, 0, r.err)
+            XCTAssertEqual(r.err.split(separator: "\n").count, 1, "one line on stderr: \(r.err)")
+        }
+        let info = try AudioFile.info(dir + "/out/a.wav")
+        XCTAssertEqual(info.sampleRate, 22050)
+        XCTAssertEqual(info.channels, 1)
+        XCTAssertEqual(info.duration, 4.0 / 3 + 2.0 / 3 + 1, accuracy: 1e-3)
+        XCTAssertEqual(fm.contents(atPath: dir + "/out/a.wav"), fm.contents(atPath: dir + "/out/b.wav"))
+
+        let garbage = dir + "/garbage.mid", truncated = dir + "/truncated.sf2"
+        try Data("not MIDI at all".utf8).write(to: URL(fileURLWithPath: garbage))
+        try fm.contents(atPath: try MIDIRenderer.findSoundfont())!.prefix(4000).write(to: URL(fileURLWithPath: truncated))
+        let cases: [([String], String)] = [
+            ([dir + "/missing.mid"], "missing.mid"),
+            ([garbage], "garbage.mid"),
+            ([midi, "--soundfont", dir + "/none.sf2"], "none.sf2"),
+            ([midi, "--soundfont", garbage], "garbage.mid: cannot use it as a soundfont"),
+            ([midi, "--soundfont", truncated], "truncated.sf2"),
+            ([midi, "--sample-rate", "100"], "--sample-rate"),
+            ([midi, "--gain", "-1"], "--gain"),
+            ([midi, "--gain", "inf"], "--gain"),
+        ]
+        for (arguments, mention) in cases {
+            let r = try run(["melody", "render"] + arguments + ["-o", dir + "/bad.wav"])
+            XCTAssertNotEqual(r.status, 0, "\(arguments) should fail")
+            let lines = r.err.split(separator: "\n").filter { !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }
+            XCTAssertEqual(lines.count, 1, "\(arguments): expected one error line, got: \(r.err)")
+            XCTAssertTrue(r.err.contains(mention), "\(arguments): '\(r.err)' should name \(mention)")
+        }
+        let clash = try run(["melody", "render", midi, "-o", dir + "/./tune.mid"])
+        XCTAssertNotEqual(clash.status, 0)
+        XCTAssertTrue(clash.err.contains("is the same file as input"), clash.err)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir).sorted(), ["garbage.mid", "out", "truncated.sf2", "tune.mid"])
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir + "/out").sorted(), ["a.wav", "b.wav"])
     }
 }
