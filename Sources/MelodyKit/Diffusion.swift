@@ -119,14 +119,6 @@ func lecunLinear(_ input: Int, _ output: Int, _ generator: inout RandomGenerator
     Linear(inputSize: input, outputSize: output, std: (1 / Float(input)).squareRoot(), generator: &generator)
 }
 
-/// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): flax's `gelu`.
-func geluTanh(_ x: Tensor) -> Tensor {
-    let inner = (x + x * x * x * 0.044715) * Float((2 / Double.pi).squareRoot())
-    return x * (inner.tanh() + 1) * 0.5
-}
-
-func swish(_ x: Tensor) -> Tensor { x * x.sigmoid() }
-
 /// `[sin(p·ω_i), cos(p·ω_i)]` with ω_i = exp(−i·ln(10000)/(half − 1)), i < half = size/2, for each
 /// position `p`: `(positions.count, size)`.
 func sinusoidalFeatures(_ positions: [Float], size: Int) -> Tensor {
@@ -164,7 +156,7 @@ final class DenoiserLayer: Module {
         let a = Tensor.attention(query: h.slice(axis: 2, 0..<W), key: h.slice(axis: 2, W..<(2 * W)),
                                  value: h.slice(axis: 2, (2 * W)..<(3 * W)), heads: heads, causal: false)
         let y = x + out(a)
-        return y + proj(geluTanh(fc(ln1(y))))
+        return y + proj(fc(ln1(y)).geluTanh())
     }
 
     func namedParameters() -> [NamedParameter] {
@@ -193,10 +185,10 @@ final class FiLMBlock: Module {
     /// is at the same level.
     func callAsFunction(_ x: Tensor, noise: Tensor) -> Tensor {
         let N = noise.shape[0], W = x.shape[2]
-        let f = film1(swish(film0(noise)))
+        let f = film1(film0(noise).swish())
         let s = scale(f).reshaped([N, 1, W]), b = shift(f).reshaped([N, 1, W])
-        let h = dense0(swish(ln0(x) * s + b))
-        return x + dense1(swish(ln1(h) * s + b))
+        let h = dense0((ln0(x) * s + b).swish())
+        return x + dense1((ln1(h) * s + b).swish())
     }
 
     func namedParameters() -> [NamedParameter] {

@@ -13,7 +13,7 @@ import Foundation
 public enum Op: String, CaseIterable, Sendable {
     case add, sub, mul, div
     case addScalar, mulScalar, powScalar
-    case neg, exp, log, sqrt, square, abs, relu, sigmoid, tanh, quickGELU
+    case neg, exp, log, sqrt, square, abs, relu, sigmoid, tanh, quickGELU, swish, geluTanh
     case sum, sumAxis, mean, meanAxis
     case reshape, transpose, slice, concat, padZero, padReflect
     case matmul, batchedMatmul, linear

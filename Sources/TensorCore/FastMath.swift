@@ -51,6 +51,71 @@ extension Kernels {
         return y
     }
 
+    /// x · σ(x) = x / (1 + e⁻ˣ) in every lane.
+    @inline(__always)
+    static func swish(_ x: SIMD16<Float>) -> SIMD16<Float> { x / (1 + exp(-x)) }
+
+    /// d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
+    @inline(__always)
+    static func swishDerivative(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let s = 1 / (1 + exp(-x))
+        return s * (1 + x * (1 - s))
+    }
+
+    /// GELU's tanh form, 0.5·x·(1 + tanh(u)) with u = √(2/π)(x + 0.044715x³), written as
+    /// x·σ(2u) (the same function: 0.5(1 + tanh u) = σ(2u)), which needs one exponential.
+    @inline(__always)
+    static func geluTanh(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        x / (1 + exp(-geluTwiceInner(x)))
+    }
+
+    /// d/dx x·σ(2u) = σ(2u) + x·σ(2u)(1 − σ(2u))·2u′, 2u′ = 2√(2/π)(1 + 3·0.044715x²).
+    @inline(__always)
+    static func geluTanhDerivative(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let s = 1 / (1 + exp(-geluTwiceInner(x)))
+        let twiceInnerSlope = (1 + 0.134_145 * x * x) * 1.595_769_1
+        return s * (1 + x * (1 - s) * twiceInnerSlope)
+    }
+
+    /// 2u = 2√(2/π)·(x + 0.044715x³).
+    @inline(__always)
+    static func geluTwiceInner(_ x: SIMD16<Float>) -> SIMD16<Float> { (x + 0.044_715 * x * x * x) * 1.595_769_1 }
+
+    /// `y[i] = f(x[i])` over `range`, sixteen lanes at a time (the tail padded with zeros).
+    @inline(__always)
+    static func map16(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>,
+                      _ f: (SIMD16<Float>) -> SIMD16<Float>) {
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            UnsafeMutableRawPointer(y + i).storeBytes(of: f(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self)
+            i += 16
+        }
+        if i < range.upperBound {
+            var v = SIMD16<Float>()
+            for k in 0..<(range.upperBound - i) { v[k] = x[i + k] }
+            let r = f(v)
+            for k in 0..<(range.upperBound - i) { y[i + k] = r[k] }
+        }
+    }
+
+    /// `z[i] = f(x[i], y[i])` over `range`, sixteen lanes at a time.
+    @inline(__always)
+    static func map16(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ z: UnsafeMutablePointer<Float>,
+                      _ range: Range<Int>, _ f: (SIMD16<Float>, SIMD16<Float>) -> SIMD16<Float>) {
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self), b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(z + i).storeBytes(of: f(a, b), as: SIMD16<Float>.self)
+            i += 16
+        }
+        if i < range.upperBound {
+            var a = SIMD16<Float>(), b = SIMD16<Float>()
+            for k in 0..<(range.upperBound - i) { a[k] = x[i + k]; b[k] = y[i + k] }
+            let r = f(a, b)
+            for k in 0..<(range.upperBound - i) { z[i + k] = r[k] }
+        }
+    }
+
     /// Largest of `x[0..<count]` (−∞ for an empty buffer). NaN entries are skipped.
     public static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
         let raw = UnsafeRawPointer(x)

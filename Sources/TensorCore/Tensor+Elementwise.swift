@@ -120,7 +120,7 @@ extension Tensor {
 
 /// Pointwise functions with their derivative, written in terms of the input x and output y.
 enum UnaryKind {
-    case neg, exp, log, sqrt, square, abs, relu, sigmoid, tanh, quickGELU
+    case neg, exp, log, sqrt, square, abs, relu, sigmoid, tanh, quickGELU, swish, geluTanh
 
     var op: Op {
         switch self {
@@ -134,6 +134,8 @@ enum UnaryKind {
         case .sigmoid: .sigmoid
         case .tanh: .tanh
         case .quickGELU: .quickGELU
+        case .swish: .swish
+        case .geluTanh: .geluTanh
         }
     }
 }
@@ -156,6 +158,8 @@ extension Tensor {
             case .sigmoid: for i in r { y[i] = logistic(x[i]) }
             case .tanh: for i in r { y[i] = Foundation.tanh(x[i]) }
             case .quickGELU: for i in r { y[i] = x[i] * logistic(1.702 * x[i]) }
+            case .swish: Kernels.map16(x, y, r) { Kernels.swish($0) }
+            case .geluTanh: Kernels.map16(x, y, r) { Kernels.geluTanh($0) }
             }
         }
         return Tensor.record(kind.op, output: out, inputs: [self]) { [self] out, g in
@@ -183,6 +187,8 @@ extension Tensor {
                     let s = logistic(1.702 * x[i])
                     dx[i] = dy[i] * (s + 1.702 * x[i] * s * (1 - s))
                 }
+            case .swish: Kernels.map16(x, dy, dx, r) { Kernels.swishDerivative($0) * $1 }
+            case .geluTanh: Kernels.map16(x, dy, dx, r) { Kernels.geluTanhDerivative($0) * $1 }
             }
         }
         return d
@@ -206,4 +212,9 @@ extension Tensor {
     public func tanh() -> Tensor { unary(.tanh) }
     /// `x · σ(1.702 x)`, Jukebox's activation.
     public func quickGELU() -> Tensor { unary(.quickGELU) }
+    /// `x · σ(x)` (SiLU), in one vectorised pass.
+    public func swish() -> Tensor { unary(.swish) }
+    /// `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`, GELU's tanh approximation (flax's `gelu`),
+    /// in one vectorised pass.
+    public func geluTanh() -> Tensor { unary(.geluTanh) }
 }

@@ -79,4 +79,20 @@ final class FastMathTests: XCTestCase {
             XCTAssertEqual(Double(sum), exactSum, accuracy: 1e-5 * Swift.max(exactSum, 1), "count \(count)")
         }
     }
+
+    /// The fused activations equal their definitions (in Double) to Float accuracy, over a
+    /// sweep that reaches where the exponential saturates, on a length with a tail.
+    func testSwishAndGeluTanhEqualTheirDefinitions() {
+        let values = stride(from: -30.0, through: 30.0, by: 0.0137).map(Float.init) + [0, -0.0, 100, -100, 1e-3]
+        let x = Tensor(values, shape: [values.count])
+        XCTAssertNotEqual(values.count % 16, 0)
+        let swish = x.swish().array, gelu = x.geluTanh().array
+        for (i, v) in values.enumerated() {
+            let d = Double(v)
+            let expectedSwish = d / (1 + Foundation.exp(-d))
+            let expectedGelu = 0.5 * d * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (d + 0.044715 * d * d * d)))
+            XCTAssertEqual(Double(swish[i]), expectedSwish, accuracy: 4e-7 * Swift.max(1, Swift.abs(expectedSwish)), "swish(\(v))")
+            XCTAssertEqual(Double(gelu[i]), expectedGelu, accuracy: 4e-7 * Swift.max(1, Swift.abs(expectedGelu)), "geluTanh(\(v))")
+        }
+    }
 }

@@ -42,6 +42,8 @@ let gradCases: [Op: [GradCase]] = [
     .sigmoid: [GradCase(make: { [$0.normal([3, 4])] }, f: { $0[0].sigmoid() })],
     .tanh: [GradCase(make: { [$0.normal([3, 4])] }, f: { $0[0].tanh() })],
     .quickGELU: [GradCase(make: { [$0.normal([3, 4])] }, f: { $0[0].quickGELU() })],
+    .swish: [GradCase(make: { [$0.normal([3, 7], std: 2)] }, f: { $0[0].swish() })],
+    .geluTanh: [GradCase(make: { [$0.normal([5, 7], std: 2)] }, f: { $0[0].geluTanh() })],
     .sum: [GradCase(make: { [$0.normal([3, 4])] }, f: { $0[0].sum() })],
     .sumAxis: [GradCase(make: { [$0.normal([2, 3, 4])] }, f: { $0[0].sum(axis: 1) }),
                GradCase(make: { [$0.normal([2, 3, 4])] }, f: { $0[0].sum(axis: -1, keepingDimension: true) })],
