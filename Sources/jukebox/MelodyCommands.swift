@@ -527,6 +527,9 @@ struct EvalMelody: ParsableCommand {
     @Option(help: "Melody model folder whose VAE and latent transform give the latent distances (none without it).")
     var model: String?
 
+    @Option(help: "Score only these bars of every melody, 1-based: N (the first N) or A-B (inclusive); melodies shorter than that are left out.")
+    var bars: String?
+
     @Option(parsing: .unconditional, help: "Seed of the baselines.")
     var seed: UInt64 = 0
 
@@ -548,6 +551,20 @@ struct EvalMelody: ParsableCommand {
         var mmdPolynomial: Double
     }
 
+    /// `--bars` as a 1-based inclusive range.
+    func barRange() throws -> ClosedRange<Int>? {
+        guard let bars else { return nil }
+        let parts = bars.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        switch parts.count {
+        case 1: if let n = parts[0], n >= 1 { return 1...n }
+        case 2: if let a = parts[0], let b = parts[1], a >= 1, a <= b { return a...b }
+        default: break
+        }
+        throw ValidationError("--bars '\(bars)' is not a bar count like 16 or a range like 5-12")
+    }
+
+    func validate() throws { _ = try barRange() }
+
     func run() throws {
         try reportingErrors {
             func load(_ sources: [String], _ flag: String) throws -> [Melody] {
@@ -558,7 +575,19 @@ struct EvalMelody: ParsableCommand {
                 guard !out.isEmpty else { throw ConfigError("\(flag) \(sources.joined(separator: " ")): no melody in 16-step bars") }
                 return out
             }
-            let made = try load(generated, "--generated"), ref = try load(reference, "--reference")
+            var made = try load(generated, "--generated"), ref = try load(reference, "--reference")
+            if let range = try barRange() {
+                func cut(_ melodies: [Melody], _ flag: String) throws -> [Melody] {
+                    let step = Melody.stepsPerBar
+                    let kept = melodies.filter { $0.events.count >= range.upperBound * step }
+                        .map { Melody(events: Array($0.events[((range.lowerBound - 1) * step)..<(range.upperBound * step)])) }
+                    guard !kept.isEmpty else { throw ConfigError("\(flag): no melody has \(range.upperBound) bars (--bars \(self.bars ?? ""))") }
+                    if kept.count < melodies.count { printError("\(flag): \(melodies.count - kept.count) of \(melodies.count) melodies are shorter than \(range.upperBound) bars and left out") }
+                    return kept
+                }
+                made = try cut(made, "--generated")
+                ref = try cut(ref, "--reference")
+            }
             let bars = made[0].events.count / Melody.stepsPerBar
             guard bars >= 6 else { throw ConfigError("--generated: melodies of \(bars) bars have no pair of 4-bar frames at a 2-bar hop (need 6 bars or more)") }
             let reference = FrameOverlaps(ref)
