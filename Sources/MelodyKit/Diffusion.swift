@@ -64,7 +64,7 @@ public struct MelodyDiffusionConfig: JukeboxConfig, Equatable {
     public var diffusionSteps = 1000
     public var betaStart: Double = 1e-6
     public var betaEnd: Double = 0.01
-    public var train = MelodyDiffusionTrainConfig()
+    public var train = MelodyPriorTrainConfig()
 
     public init() {}
 
@@ -85,33 +85,6 @@ public struct MelodyDiffusionConfig: JukeboxConfig, Equatable {
     }
 
     public var schedule: DiffusionSchedule { DiffusionSchedule(steps: diffusionSteps, betaStart: betaStart, betaEnd: betaEnd) }
-}
-
-/// Optimiser and schedule of the diffusion prior: Adam, lr × decay every `decay_every` steps.
-public struct MelodyDiffusionTrainConfig: Codable, Equatable, TrainingSchedule {
-    public var learningRate: Float = 1e-3
-    public var decay: Float = 0.98
-    public var decayEvery = 10000
-    public var gradientClip: Float = 1.0
-    public var batchSize = 64
-    public var steps = 30000
-    public var checkpointEvery = 500
-    public var evalEvery = 1000
-    public var logEvery = 10
-
-    public init() {}
-
-    func validate() throws {
-        if !(learningRate > 0 && learningRate.isFinite) || !(decay > 0 && decay <= 1) || decayEvery < 1 {
-            throw ConfigError("keys 'train.learning_rate' (positive), 'train.decay' (0, 1] and 'train.decay_every' (≥ 1) are out of range")
-        }
-        if !(gradientClip > 0) { throw ConfigError("key 'train.gradient_clip' must be positive") }
-        if batchSize < 1 || batchSize > 1 << 20 || steps < 0 { throw ConfigError("keys 'train.batch_size' and 'train.steps' are out of range") }
-        if checkpointEvery < 1 || logEvery < 1 || evalEvery < 0 { throw ConfigError("keys 'train.checkpoint_every', 'train.log_every' and 'train.eval_every' are out of range") }
-    }
-
-    /// The learning rate of step `step`: lr · decay^⌊step / decay_every⌋.
-    public func learningRate(step: Int) -> Float { learningRate * Float(pow(Double(decay), Double(step / decayEvery))) }
 }
 
 /// A residual dense block with its own FiLM generator.
