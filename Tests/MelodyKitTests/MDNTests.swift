@@ -218,3 +218,48 @@ final class MelodyMDNTrainerTests: XCTestCase {
         XCTAssertThrowsError(try MelodyMDNTrainer(config: config, vaePath: vae, data: [folder], outDirectory: other, seed: 2, resume: true))
     }
 }
+
+final class MelodyMDNModelTests: XCTestCase {
+    /// A bundle with an MDN prior samples the same melodies for the same seed, refuses the
+    /// diffusion settings, continues a melody (kept bars unchanged) and refuses to infill bars
+    /// that kept bars follow.
+    func testBundleSampleAndContinue() throws {
+        let (folder, melodies) = try MelodyVAETests.writeMelodies("mdn-model-data")
+        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
+        vaeConfig.train.evalEvery = 0
+        let vaeRun = temporaryDirectory("mdn-model-vae") + "/run"
+        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
+        let priorRun = temporaryDirectory("mdn-model-prior") + "/run"
+        let config = try MelodyMDNConfig.load(path: repoPath("configs/melody-mdn-tiny.json"))
+        _ = try MelodyMDNTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
+                                 seed: 2, resume: false).train(totalSteps: 3) { _ in }
+        let bundle = temporaryDirectory("mdn-model-bundle")
+        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle, storeAs: .f16)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bundle + "/mdn.safetensors"))
+        let model = try MelodyModel(path: bundle)
+        guard case .mdn = model.prior else { return XCTFail("the bundle's prior is not the MDN") }
+        XCTAssertEqual(model.maximumBars, 4)
+        var latents: [Int] = []
+        let a = try model.sample(count: 3, bars: 4, steps: nil, eta: 0, seed: 7) { done, _ in latents.append(done) }
+        let b = try model.sample(count: 3, bars: 4, steps: nil, eta: 0, seed: 7)
+        XCTAssertEqual(latents, [1, 2], "progress counts latents")
+        XCTAssertEqual(a.map(\.events), b.map(\.events))
+        XCTAssertEqual(a[0].events.count, 64)
+        XCTAssertEqual(try model.sample(count: 1, bars: 2, steps: nil, eta: 0, seed: 1)[0].events.count, 32)
+        XCTAssertThrowsError(try model.sample(count: 1, bars: 4, steps: 10, eta: 0, seed: 1))
+        XCTAssertThrowsError(try model.sample(count: 1, bars: 4, steps: nil, eta: 0.5, seed: 1))
+        XCTAssertThrowsError(try model.sample(count: 1, bars: 6, steps: nil, eta: 0, seed: 1))
+        let continued = try model.infill(melodies[0], bars: 3...4, steps: nil, eta: 0, seed: 3)
+        XCTAssertEqual(continued.events.count, 64)
+        XCTAssertEqual(Array(continued.events[0..<32]), Array(melodies[0].events[0..<32]), "bars 1-2 are kept")
+        XCTAssertEqual(try model.infill(melodies[0], bars: 1...4, steps: nil, eta: 0, seed: 3).events.count, 64)
+        XCTAssertThrowsError(try model.infill(melodies[0], bars: 1...2, steps: nil, eta: 0, seed: 3)) { error in
+            XCTAssertTrue("\(error)".contains("left to right"), "\(error)")
+        }
+        // A checkpoint that is not a prior is named as such.
+        XCTAssertThrowsError(try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: vaeRun + "/checkpoint.safetensors",
+                                                      into: temporaryDirectory("mdn-model-wrong"))) { error in
+            XCTAssertTrue("\(error)".contains("not a melody prior"), "\(error)")
+        }
+    }
+}
