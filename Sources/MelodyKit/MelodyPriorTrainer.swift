@@ -100,6 +100,9 @@ public final class MelodyPriorTrainer<Model: LatentPrior> {
     var generator: RandomGenerator
     let seed: UInt64
 
+    /// A new run in `outDirectory` (or, with `resume`, the run there continued from its
+    /// checkpoint, with its own config, seed and latent transform) on the latents of the VAE at
+    /// `vaePath` of the melodies in `data`. Encoding progress goes to `log`.
     public init(config startConfig: Model.Config, vaePath: String, data: [String], outDirectory: String,
                 seed: UInt64, resume: Bool, log: (String) -> Void = { _ in }) throws {
         let vae = try MelodyVAE.load(vaePath)

@@ -75,6 +75,7 @@ public struct MixtureDensity {
     /// log σ, `(N, K, D)`.
     public let logScales: Tensor
 
+    /// `logits (N, K)`, `means (N, K, D)`, `logScales (N, K, D)`.
     public init(logits: Tensor, means: Tensor, logScales: Tensor) {
         precondition(logits.rank == 2 && means.rank == 3 && means.shape == logScales.shape
                      && Array(means.shape[0..<2]) == logits.shape,
@@ -122,6 +123,7 @@ public final class TransformerMDN: Module {
     let logits: Linear, means: Linear, logScales: Linear
     let positions: Tensor                                         // (1, L, W)
 
+    /// A model with flax's initialisation from `seed`; `config.latentDims` must be set.
     public init(config c: MelodyMDNConfig, seed: UInt64) {
         precondition(c.latentDims >= 1, "TransformerMDN: latent_dims is not set")
         config = c
@@ -191,6 +193,7 @@ public typealias MelodyMDNTrainer = MelodyPriorTrainer<TransformerMDN>
 public struct MDNSampler {
     public let model: TransformerMDN
 
+    /// A sampler of `model`.
     public init(model: TransformerMDN) { self.model = model }
 
     /// `count` sequences `(count, length, D)` (length at most L, default L) drawn one latent at
@@ -203,8 +206,10 @@ public struct MDNSampler {
         precondition(L >= 1 && L <= model.config.length && P <= L, "MDNSampler: length \(L) or prefix \(P) out of range")
         precondition(prefix == nil || prefix!.shape == [count, P, D], "MDNSampler: prefix \(prefix!.shape) is not (\(count), P, \(D))")
         var x = [Float](repeating: 0, count: count * L * D)                               // (count, L, D)
-        for n in 0..<count where P > 0 {
-            for j in 0..<(P * D) { x[n * L * D + j] = prefix!.data[n * P * D + j] }
+        if let prefix {
+            for n in 0..<count {
+                for j in 0..<(P * D) { x[n * L * D + j] = prefix.data[n * P * D + j] }
+            }
         }
         return Tensor.withoutGrad {
             for i in P..<L {
