@@ -64,7 +64,7 @@ public struct MelodyDiffusionConfig: JukeboxConfig, Equatable {
     public var diffusionSteps = 1000
     public var betaStart: Double = 1e-6
     public var betaEnd: Double = 0.01
-    public var train = MelodyDiffusionTrainConfig()
+    public var train = MelodyPriorTrainConfig()
 
     public init() {}
 
@@ -85,84 +85,6 @@ public struct MelodyDiffusionConfig: JukeboxConfig, Equatable {
     }
 
     public var schedule: DiffusionSchedule { DiffusionSchedule(steps: diffusionSteps, betaStart: betaStart, betaEnd: betaEnd) }
-}
-
-/// Optimiser and schedule of the diffusion prior: Adam, lr × decay every `decay_every` steps.
-public struct MelodyDiffusionTrainConfig: Codable, Equatable, TrainingSchedule {
-    public var learningRate: Float = 1e-3
-    public var decay: Float = 0.98
-    public var decayEvery = 10000
-    public var gradientClip: Float = 1.0
-    public var batchSize = 64
-    public var steps = 30000
-    public var checkpointEvery = 500
-    public var evalEvery = 1000
-    public var logEvery = 10
-
-    public init() {}
-
-    func validate() throws {
-        if !(learningRate > 0 && learningRate.isFinite) || !(decay > 0 && decay <= 1) || decayEvery < 1 {
-            throw ConfigError("keys 'train.learning_rate' (positive), 'train.decay' (0, 1] and 'train.decay_every' (≥ 1) are out of range")
-        }
-        if !(gradientClip > 0) { throw ConfigError("key 'train.gradient_clip' must be positive") }
-        if batchSize < 1 || batchSize > 1 << 20 || steps < 0 { throw ConfigError("keys 'train.batch_size' and 'train.steps' are out of range") }
-        if checkpointEvery < 1 || logEvery < 1 || evalEvery < 0 { throw ConfigError("keys 'train.checkpoint_every', 'train.log_every' and 'train.eval_every' are out of range") }
-    }
-
-    /// The learning rate of step `step`: lr · decay^⌊step / decay_every⌋.
-    public func learningRate(step: Int) -> Float { learningRate * Float(pow(Double(decay), Double(step / decayEvery))) }
-}
-
-/// A dense layer with flax's default initialisation: LeCun-normal kernel, zero bias.
-func lecunLinear(_ input: Int, _ output: Int, _ generator: inout RandomGenerator) -> Linear {
-    Linear(inputSize: input, outputSize: output, std: (1 / Float(input)).squareRoot(), generator: &generator)
-}
-
-/// `[sin(p·ω_i), cos(p·ω_i)]` with ω_i = exp(−i·ln(10000)/(half − 1)), i < half = size/2, for each
-/// position `p`: `(positions.count, size)`.
-func sinusoidalFeatures(_ positions: [Float], size: Int) -> Tensor {
-    let half = size / 2
-    let out = Tensor.zeros([positions.count, size])
-    let step = log(10000.0) / Double(Swift.max(half - 1, 1))
-    for (r, p) in positions.enumerated() {
-        for i in 0..<half {
-            let angle = Double(p) * exp(-Double(i) * step)
-            out.data[r * size + i] = Float(sin(angle))
-            out.data[r * size + half + i] = Float(cos(angle))
-        }
-    }
-    return out
-}
-
-/// Pre-LN transformer layer without a mask.
-final class DenoiserLayer: Module {
-    let ln0: LayerNorm, qkv: Linear, out: Linear, ln1: LayerNorm, fc: Linear, proj: Linear
-    let heads: Int
-
-    init(_ c: MelodyDiffusionConfig, _ g: inout RandomGenerator) {
-        ln0 = LayerNorm(size: c.width, eps: 1e-6)
-        qkv = lecunLinear(c.width, 3 * c.width, &g)
-        out = lecunLinear(c.width, c.width, &g)
-        ln1 = LayerNorm(size: c.width, eps: 1e-6)
-        fc = lecunLinear(c.width, c.mlpWidth, &g)
-        proj = lecunLinear(c.mlpWidth, c.width, &g)
-        heads = c.heads
-    }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let W = x.shape[2]
-        let h = qkv(ln0(x))
-        let a = Tensor.attention(query: h.slice(axis: 2, 0..<W), key: h.slice(axis: 2, W..<(2 * W)),
-                                 value: h.slice(axis: 2, (2 * W)..<(3 * W)), heads: heads, causal: false)
-        let y = x + out(a)
-        return y + proj(fc(ln1(y)).geluTanh())
-    }
-
-    func namedParameters() -> [NamedParameter] {
-        parameters(of: ln0, prefix: "ln_0") + parameters(of: qkv, prefix: "attention.qkv") + parameters(of: out, prefix: "attention.out")
-            + parameters(of: ln1, prefix: "ln_1") + parameters(of: fc, prefix: "mlp.fc") + parameters(of: proj, prefix: "mlp.proj")
-    }
 }
 
 /// A residual dense block with its own FiLM generator.
@@ -203,7 +125,7 @@ final class FiLMBlock: Module {
 public final class Denoiser: Module {
     public let config: MelodyDiffusionConfig
     let input: Linear
-    let layers: [DenoiserLayer]
+    let layers: [TransformerLayer]
     let lnDense: LayerNorm, toDense: Linear
     let blocks: [FiLMBlock]
     let lnOut: LayerNorm, output: Linear
@@ -214,7 +136,7 @@ public final class Denoiser: Module {
         config = c
         var g = RandomGenerator(seed: seed)
         input = lecunLinear(c.latentDims, c.width, &g)
-        layers = (0..<c.layers).map { _ in DenoiserLayer(c, &g) }
+        layers = (0..<c.layers).map { _ in TransformerLayer(width: c.width, heads: c.heads, mlpWidth: c.mlpWidth, causal: false, generator: &g) }
         lnDense = LayerNorm(size: c.width, eps: 1e-6)
         toDense = lecunLinear(c.width, c.denseWidth, &g)
         blocks = (0..<c.denseBlocks).map { _ in FiLMBlock(c, &g) }

@@ -1,4 +1,4 @@
-// The diffusion model's data: melodies encoded once by the VAE into sequences of latents.
+// The latent priors' data: melodies encoded once by the VAE into sequences of latents.
 //
 // As the reference (`scripts/transform_encoded_data.py`, `input_pipeline.py`): each melody's
 // non-overlapping 2-bar chunks are encoded to the sampled z; windows of `length` consecutive
@@ -17,7 +17,7 @@ import TensorCore
 import ModelKit
 import MIDI
 
-/// Which latent dimensions the diffusion model sees, and their scaling.
+/// Which latent dimensions the priors see, and their scaling.
 public struct LatentTransform: Codable, Equatable {
     /// The VAE's latent size.
     public var zSize: Int
@@ -39,7 +39,13 @@ public struct LatentTransform: Codable, Equatable {
         return z
     }
 
-    public var json: String { String(decoding: try! JSONEncoder().encode(self), as: UTF8.self) }
+    /// The transform as JSON with sorted keys, so that a checkpoint's bytes do not depend on the
+    /// process's hashing seed.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
 }
 
 /// Latent sequences of one split, `(count, length, kept)` row-major.
@@ -122,5 +128,30 @@ public struct LatentEncoder {
     static func windowStarts(_ voiced: [Bool], length: Int) -> [Int] {
         guard voiced.count >= length else { return [] }
         return (0...(voiced.count - length)).filter { s in voiced[s..<(s + length)].allSatisfy { $0 } }
+    }
+}
+
+/// What a latent prior trains on: the melodies of its sources encoded once by the VAE, the
+/// transform (fitted on the training split, or a resumed run's own), and both splits' sequences.
+public struct LatentTrainingData {
+    public let transform: LatentTransform
+    public let train: LatentSequences
+    public let heldOut: LatentSequences
+
+    /// Splits `sources` as the VAE trainer does, encodes each split's chunks to sampled z (noise
+    /// from `seed`), and makes sequences of `length`. Throws when no training sequence results.
+    public init(vae: MelodyVAE, sources: [String], length: Int, transform saved: LatentTransform?, seed: UInt64,
+                log: (String) -> Void) throws {
+        let split = try MelodyDataset.splitMelodies(sources: sources, log: log)
+        let encoder = LatentEncoder(vae: vae)
+        log("encoding \(split.train.count) training and \(split.heldOut.count) held-out melodies with the VAE")
+        let encodedTrain = encoder.encode(split.train, seed: seed ^ 0x1A7E)
+        let encodedHeldOut = encoder.encode(split.heldOut, seed: seed ^ 0x2A7E)
+        transform = try saved ?? encoder.fitTransform(encodedTrain, length: length)
+        train = encoder.sequences(encodedTrain, length: length, transform: transform)
+        heldOut = encoder.sequences(encodedHeldOut, length: length, transform: transform)
+        guard train.count > 0 else {
+            throw ConfigError("\(sources.joined(separator: ", ")): no melody has \(length) consecutive 2-bar chunks with notes")
+        }
     }
 }

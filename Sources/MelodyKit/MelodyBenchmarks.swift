@@ -1,4 +1,5 @@
-// The model case of `jukebox bench melody`: one training step of the melody VAE.
+// The model cases of `jukebox bench melody`: training steps of the melody VAE, the diffusion
+// denoiser and the TransformerMDN baseline, and a step of the diffusion sampler.
 
 import Foundation
 import TensorCore
@@ -99,4 +100,44 @@ public func diffusionBenchmarks(repeats: Int = 5) -> [BenchmarkResult] {
                                    extra: [("sequence_steps_per_s", Double(count) / sampleTimes[0]),
                                            ("s_per_100x1000", sampleTimes[0] * 1000)]))
     return results
+}
+
+extension TransformerMDN {
+    /// Floating-point work of one forward pass over `batch` sequences: per position the input,
+    /// each layer's q|k|v, attention scores and mixing over all L keys (as for the denoiser,
+    /// though the mask leaves about half), output projection and MLP, the dense projection and
+    /// blocks, and the three heads.
+    public func forwardFLOP(batch: Int) -> Double {
+        let c = config
+        let (L, D, W, M, Dw, K) = (Double(c.length), Double(c.latentDims), Double(c.width), Double(c.mlpWidth),
+                                   Double(c.denseWidth), Double(c.components))
+        let layer = 2 * W * 3 * W + 2 * 2 * L * W + 2 * W * W + 2 * 2 * W * M
+        let perPosition = 2 * D * W + Double(c.layers) * layer + 2 * W * Dw + Double(c.denseBlocks) * 2 * 2 * Dw * Dw
+            + 2 * Dw * (K + 2 * K * D)
+        return Double(batch) * L * perPosition
+    }
+}
+
+/// `mdn-train-step`: a training step (forward, backward, clipping, Adam) of
+/// `configs/melody-mdn-small.json`'s TransformerMDN over 42 latent dimensions (the reference's
+/// count) at its batch of 128 on random latents, next to raw sgemm on the product that
+/// dominates, the means head's (all B·L rows, 512 → 100 · 42), measured in the same run.
+public func mdnBenchmarks(repeats: Int = 5) -> [BenchmarkResult] {
+    var c = MelodyMDNConfig()
+    (c.latentDims, c.length, c.layers, c.mlpWidth, c.denseWidth) = (42, 8, 4, 512, 512)
+    let model = TransformerMDN(config: c, seed: 1)
+    let optimizer = Adam(parameters: model.namedParameters(), learningRate: c.train.learningRate, warmupSteps: 0)
+    var g = RandomGenerator(seed: 2)
+    let (B, L, D) = (c.train.batchSize, c.length, c.latentDims)
+    let x = Tensor.randomUniform([B, L, D], low: -1, high: 1, generator: &g)
+    func step() {
+        optimizer.zeroGrad()
+        model.loss(x).backward()
+        _ = clipGradientNorm(optimizer.parameters, maxNorm: 1)
+        optimizer.update()
+    }
+    let head = c.components * c.latentDims
+    let times = Benchmark.interleavedMedians(repeats: repeats, [step, Benchmark.rawSgemm(m: B * L, n: head, k: c.denseWidth)])
+    return [BenchmarkResult(name: "mdn-train-step", milliseconds: times[0] * 1e3, gflops: 3 * model.forwardFLOP(batch: B) / times[0] / 1e9,
+                            sgemmGflops: 2 * Double(B * L) * Double(c.denseWidth) * Double(head) / times[1] / 1e9)]
 }

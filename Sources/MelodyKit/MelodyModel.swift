@@ -1,22 +1,64 @@
-// A melody model folder: the VAE and the diffusion prior (with its latent transform), named by
-// `melody.json`. Generating: the prior samples sequences of latents, the transform's inverse
-// restores full latents (noise in the dropped dimensions, as the reference does), and the VAE
-// decodes each 2-bar latent by argmax. Infilling: a melody's other chunks are encoded, and the
-// prior generates the chosen ones while the known ones are re-noised and pasted at every step.
+// A melody model folder: the VAE and a prior over sequences of its latents (the diffusion model
+// or the autoregressive TransformerMDN baseline, told apart by the prior checkpoint's kind), with
+// the prior's latent transform, named by `melody.json`. Generating: the prior samples sequences
+// of latents, the transform's inverse restores full latents (noise in the dropped dimensions, as
+// the reference does), and the VAE decodes each 2-bar latent by argmax. Infilling: a melody's
+// other chunks are encoded; the diffusion prior generates the chosen ones while the known ones
+// are re-noised and pasted at every step; the MDN, which reads left to right, only continues a
+// melody (it generates the chosen chunks when no kept chunk follows them).
 
 import Foundation
 import TensorCore
 import ModelKit
 import MIDI
 
-/// The VAE and diffusion prior of a melody model folder.
+/// The prior of a melody model folder.
+public enum MelodyPrior {
+    /// The latent diffusion model: DDPM or DDIM sampling, infilling of any chunks.
+    case diffusion(Denoiser)
+    /// The autoregressive TransformerMDN: one latent at a time, continuation only.
+    case mdn(TransformerMDN)
+
+    /// Latents per sequence.
+    public var length: Int {
+        switch self {
+        case .diffusion(let model): model.config.length
+        case .mdn(let model): model.config.length
+        }
+    }
+
+    /// The file name a model folder stores the prior under.
+    var fileName: String {
+        switch self {
+        case .diffusion: "diffusion.safetensors"
+        case .mdn: "mdn.safetensors"
+        }
+    }
+
+    /// The prior in `checkpoint`, of either kind, for `vae`, and its latent transform.
+    static func load(_ checkpoint: Checkpoint, vae: MelodyVAE) throws -> (MelodyPrior, LatentTransform) {
+        switch checkpoint.kind {
+        case Denoiser.checkpointKind:
+            let (model, transform) = try Denoiser.load(checkpoint, vae: vae)
+            return (.diffusion(model), transform)
+        case TransformerMDN.checkpointKind:
+            let (model, transform) = try TransformerMDN.load(checkpoint, vae: vae)
+            return (.mdn(model), transform)
+        default:
+            throw ConfigError("\(checkpoint.path): is a \(checkpoint.kind.isEmpty ? "unknown" : checkpoint.kind) checkpoint, "
+                              + "not a melody prior (\(Denoiser.checkpointKind) or \(TransformerMDN.checkpointKind))")
+        }
+    }
+}
+
+/// The VAE and prior of a melody model folder.
 public struct MelodyModel {
     public static let manifestName = "melody.json"
     public static let format = "jukebox-melody-model"
 
     public let path: String
     public let vae: MelodyVAE
-    public let denoiser: Denoiser
+    public let prior: MelodyPrior
     public let transform: LatentTransform
 
     struct Manifest: Codable {
@@ -41,68 +83,100 @@ public struct MelodyModel {
             throw ConfigError("\(manifestPath): '\(name)' is not a plain file name in the folder")
         }
         vae = try MelodyVAE.load(path + "/" + manifest.vae)
-        (denoiser, transform) = try Denoiser.load(path + "/" + manifest.prior, vae: vae)
+        (prior, transform) = try MelodyPrior.load(Checkpoint.read(path + "/" + manifest.prior), vae: vae)
     }
 
     /// Writes a model folder from training checkpoints (weights only, F16 when `storeAs` says).
     public static func assemble(vae vaePath: String, prior priorPath: String, into directory: String,
                                 storeAs: SafetensorsDType = .f32) throws {
         let vae = try MelodyVAE.load(vaePath)
-        _ = try Denoiser.load(priorPath, vae: vae)
+        let prior = try Checkpoint.read(priorPath)
+        let fileName = try MelodyPrior.load(prior, vae: vae).0.fileName
         try OutputFolder.prepare(directory)
         let vaeCheckpoint = try Checkpoint.read(vaePath, kind: "melody-vae")
         try Checkpoint.write(directory + "/vae.safetensors", kind: "melody-vae", config: try vaeCheckpoint.require("config"),
                              step: vaeCheckpoint.step, tensors: vae.namedParameters().map { ($0.name, $0.tensor) },
                              metadata: ["digest": vae.digest], storeAs: storeAs)
-        let prior = try Checkpoint.read(priorPath, kind: "melody-diffusion")
         let weights = prior.tensors.filter { !$0.key.hasPrefix("optim.") }.sorted { $0.key < $1.key }
         // The VAE's digest is of its weights as the bundle stores them.
         let stored = try MelodyVAE.load(directory + "/vae.safetensors")
-        try Checkpoint.write(directory + "/diffusion.safetensors", kind: "melody-diffusion", config: try prior.require("config"),
+        try Checkpoint.write(directory + "/" + fileName, kind: prior.kind, config: try prior.require("config"),
                              step: prior.step, tensors: weights.map { ($0.key, $0.value) },
                              metadata: ["transform": try prior.require("transform"), "vae": stored.digest], storeAs: storeAs)
-        let manifest = Manifest(format: format, version: 1, vae: "vae.safetensors", prior: "diffusion.safetensors")
+        let manifest = Manifest(format: format, version: 1, vae: "vae.safetensors", prior: fileName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: directory + "/" + manifestName), options: .atomic)
     }
 
     /// Latents per sequence and bars they cover.
-    public var maximumBars: Int { denoiser.config.length * 2 }
+    public var maximumBars: Int { prior.length * 2 }
 
-    /// `count` melodies of `bars` bars (even, at most ``maximumBars``), sampled with DDPM over
-    /// every step (`steps` nil) or DDIM over `steps` steps with noise `eta`.
+    /// `count` melodies of `bars` bars (even, at most ``maximumBars``). A diffusion prior
+    /// samples with DDPM over every step (`steps` nil) or DDIM over `steps` steps with noise
+    /// `eta`; an MDN draws one latent at a time and takes neither (`steps` nil, `eta` 0).
+    /// `progress` counts denoising steps or latents.
     public func sample(count: Int, bars: Int, steps: Int?, eta: Double, seed: UInt64,
                        progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [Melody] {
         guard bars >= 2, bars % 2 == 0, bars <= maximumBars else {
-            throw MelodyModelError.bars("\(bars) must be an even number in 2...\(maximumBars) (the model's sequences hold \(denoiser.config.length) 2-bar latents)")
+            throw MelodyModelError.bars("\(bars) must be an even number in 2...\(maximumBars) (the model's sequences hold \(prior.length) 2-bar latents)")
         }
         var generator = RandomGenerator(seed: seed)
-        let x = DiffusionSampler(model: denoiser).sample(count: count, steps: steps, eta: eta, generator: &generator,
-                                                         progress: progress)
+        let x: Tensor
+        switch prior {
+        case .diffusion(let denoiser):
+            x = DiffusionSampler(model: denoiser).sample(count: count, steps: steps, eta: eta, generator: &generator, progress: progress)
+        case .mdn(let model):
+            try MelodyModel.refuseDiffusionSettings(steps: steps, eta: eta)
+            // Left to right, the first bars / 2 latents need nothing after them.
+            x = MDNSampler(model: model).sample(count: count, length: bars / 2, generator: &generator, progress: progress)
+        }
         return decode(x, chunks: bars / 2, generator: &generator)
     }
 
+    static func refuseDiffusionSettings(steps: Int?, eta: Double) throws {
+        guard steps == nil && eta == 0 else {
+            throw MelodyModelError.unsupported("DDIM steps and eta apply to a diffusion prior; this model's prior is the "
+                                               + "autoregressive TransformerMDN, which draws one latent at a time")
+        }
+    }
+
     /// `melody` with bars `bars` (1-based, inclusive, on 2-bar chunk boundaries) generated
-    /// anew and the rest kept, over the first ``maximumBars`` bars.
+    /// anew and the rest kept, over the first ``maximumBars`` bars. A diffusion prior infills any
+    /// bars (DDPM or DDIM as in ``sample(count:bars:steps:eta:seed:progress:)``); an MDN only
+    /// continues: `bars` must run to ``maximumBars``, and the bars before them are its prefix.
     public func infill(_ melody: Melody, bars: ClosedRange<Int>, steps: Int?, eta: Double, seed: UInt64) throws -> Melody {
-        let L = denoiser.config.length, D = denoiser.config.latentDims, T = vae.config.steps
+        let L = prior.length, T = vae.config.steps, Z = vae.config.zSize
         guard bars.lowerBound >= 1, bars.lowerBound % 2 == 1, bars.upperBound % 2 == 0, bars.upperBound <= maximumBars else {
             throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound) must start on an odd bar and end on an even one, within 1-\(maximumBars)")
+        }
+        let generated = ((bars.lowerBound - 1) / 2)...((bars.upperBound - 1) / 2)
+        if case .mdn = prior, generated.upperBound < L - 1 {
+            throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound): the prior is the autoregressive TransformerMDN, which "
+                                        + "generates left to right: it can regenerate bars \(bars.lowerBound)-\(maximumBars), keeping those "
+                                        + "before, but not bars with kept bars after them")
         }
         let chunks = melody.chunks(steps: T)
         guard chunks.count >= L else {
             throw MelodyModelError.tooShort("the melody has \(chunks.count * 2) whole bars; infilling needs \(maximumBars)")
         }
         let latents = MelodyLatents.encode([melody], sources: ["input"], model: vae, seed: seed)
-        var values: [Float] = [], mask: [Float] = []
-        let generated = ((bars.lowerBound - 1) / 2)...((bars.upperBound - 1) / 2)
-        for c in 0..<L {
-            values += transform.forward(latents.z[(c * vae.config.zSize)..<((c + 1) * vae.config.zSize)]).map { Swift.min(1, Swift.max(-1, $0)) }
-            mask += [Float](repeating: generated.contains(c) ? 0 : 1, count: D)
-        }
+        // The melody's latents (clipped to the range the prior was trained on), one row per chunk.
+        let known = (0..<L).map { c in transform.forward(latents.z[(c * Z)..<((c + 1) * Z)]).map { Swift.min(1, Swift.max(-1, $0)) } }
         var generator = RandomGenerator(seed: seed ^ 0x1F1)
-        let x = DiffusionSampler(model: denoiser).sample(count: 1, steps: steps, eta: eta, generator: &generator, keep: (values, mask))
+        let x: Tensor
+        switch prior {
+        case .diffusion(let denoiser):
+            let D = denoiser.config.latentDims
+            let mask = (0..<L).flatMap { c in [Float](repeating: generated.contains(c) ? 0 : 1, count: D) }
+            x = DiffusionSampler(model: denoiser).sample(count: 1, steps: steps, eta: eta, generator: &generator,
+                                                         keep: (known.flatMap { $0 }, mask))
+        case .mdn(let model):
+            try MelodyModel.refuseDiffusionSettings(steps: steps, eta: eta)
+            let P = generated.lowerBound, D = model.config.latentDims
+            let prefix = P > 0 ? Tensor(known[0..<P].flatMap { $0 }, shape: [1, P, D]) : nil
+            x = MDNSampler(model: model).sample(count: 1, prefix: prefix, generator: &generator)
+        }
         let made = decode(x, chunks: L, generator: &generator)[0]
         // Known chunks keep their own events; generated ones take the decoded events.
         var events: [UInt8] = []
@@ -126,20 +200,28 @@ public struct MelodyModel {
 public enum MelodyModelError: Error, CustomStringConvertible {
     case bars(String)
     case tooShort(String)
+    /// Something this model's prior cannot do.
+    case unsupported(String)
 
     public var description: String {
         switch self {
         case .bars(let text): "bars: \(text)"
-        case .tooShort(let text): text
+        case .tooShort(let text), .unsupported(let text): text
         }
     }
 }
 
-extension Denoiser {
-    /// Loads a diffusion checkpoint for `vae`: the model and its latent transform.
-    public static func load(_ path: String, vae: MelodyVAE) throws -> (Denoiser, LatentTransform) {
-        let checkpoint = try Checkpoint.read(path, kind: "melody-diffusion")
-        let config = try MelodyDiffusionConfig.decode(Data(try checkpoint.require("config").utf8), source: path)
+extension LatentPrior {
+    /// Loads a checkpoint of this prior for `vae`: the model and its latent transform.
+    public static func load(_ path: String, vae: MelodyVAE) throws -> (Self, LatentTransform) {
+        try load(Checkpoint.read(path, kind: checkpointKind), vae: vae)
+    }
+
+    /// The model in `checkpoint` (of this prior's kind) and its latent transform, which must fit
+    /// its config and `vae`, whose latents it must have been trained on.
+    static func load(_ checkpoint: Checkpoint, vae: MelodyVAE) throws -> (Self, LatentTransform) {
+        let path = checkpoint.path
+        let config = try Config.decode(Data(try checkpoint.require("config").utf8), source: path)
         guard config.latentDims >= 1,
               let transform = try? JSONDecoder().decode(LatentTransform.self, from: Data(try checkpoint.require("transform").utf8)),
               transform.zSize == vae.config.zSize, transform.kept.count == config.latentDims,
@@ -149,7 +231,7 @@ extension Denoiser {
         guard checkpoint.metadata["vae"] == vae.digest else {
             throw ConfigError("\(path): was trained on latents of VAE \(checkpoint.metadata["vae"] ?? "?"), not this one (\(vae.digest))")
         }
-        let model = Denoiser(config: config, seed: 0)
+        let model = Self(config: config, seed: 0)
         try checkpoint.requireRoom(forParameters: model.parameterCount)
         try checkpoint.load(into: model.namedParameters().map { ($0.name, $0.tensor) })
         return (model, transform)

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure kernels and models against raw sgemm in the same run.",
         discussion: """
-            Suites: ops (tensor kernels), audio (STFT, spectral loss, resampling, loader), vqvae (the paper-sized VQ-VAE), prior (an 8.4M-parameter top prior: sampling and training), melody (the LSTM layers and training step of the melody VAE, and the latent diffusion model's training and sampling steps). Each case prints its median time, GFLOP/s where it \
+            Suites: ops (tensor kernels), audio (STFT, spectral loss, resampling, loader), vqvae (the paper-sized VQ-VAE), prior (an 8.4M-parameter top prior: sampling and training), melody (the LSTM layers and training step of the melody VAE, the latent diffusion model's training and sampling steps, and the TransformerMDN's training step). Each case prints its median time, GFLOP/s where it \
             has a FLOP count, and `sgemm_gflops`: raw cblas_sgemm on a product of the same \
             size measured in the same run, so the ratio holds on a busy machine.
             Build with -c release (make build) before benchmarking.
@@ -41,8 +41,9 @@ struct Bench: ParsableCommand {
         case "vqvae": results = vqvaeBenchmarks(repeats: repeats)
         case "prior": results = priorBenchmarks(repeats: repeats)
         case "melody":
-            // lstm-fwd-bwd from TensorCore, then the melody VAE and diffusion steps from MelodyKit.
+            // lstm-fwd-bwd from TensorCore, then the melody VAE, diffusion and MDN steps from MelodyKit.
             results = lstmBenchmarks(repeats: repeats) + melodyVAEBenchmarks(repeats: repeats) + diffusionBenchmarks(repeats: repeats)
+                + mdnBenchmarks(repeats: repeats)
         default: results = opBenchmarks(repeats: repeats)
         }
         for r in results { print(json ? r.jsonLine : r.humanLine) }

@@ -267,23 +267,28 @@ struct EvalMelodyVAE: ParsableCommand {
 struct TrainMelodyPrior: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "melody-prior",
-        abstract: "Train the latent diffusion prior over sequences of melody-VAE latents.",
+        abstract: "Train a prior over sequences of melody-VAE latents: latent diffusion, or the autoregressive MDN baseline.",
         discussion: """
             Encodes the melodies under --data once with the VAE (sampled z per 2-bar chunk), keeps \
             the latent dimensions whose mean σ is below 1, scales them to [−1, 1] with the \
-            training split's range (stored with the model), and trains the denoiser on windows \
-            of `length` consecutive chunks with notes. metrics.jsonl logs the ε-MSE and, every \
-            eval_every steps, the held-out one; --resume continues exactly.
+            training split's range (stored with the model), and trains the prior on windows of \
+            `length` consecutive chunks with notes. --kind diffusion trains the denoiser \
+            (loss: ε-MSE); --kind mdn the paper's baseline, a causal transformer with a mixture of \
+            Gaussians per latent (loss: negative log-likelihood in nats per latent). \
+            metrics.jsonl logs the loss and, every eval_every steps, the held-out one; --resume \
+            continues exactly.
 
-            Example:
+            Examples:
               jukebox train melody-prior --kind diffusion --config configs/melody-diffusion-small.json \\
                   --vae runs/melody-vae/checkpoint.safetensors --data data/melody --out runs/melody-diffusion
+              jukebox train melody-prior --kind mdn --config configs/melody-mdn-small.json \\
+                  --vae runs/melody-vae/checkpoint.safetensors --data data/melody --out runs/melody-mdn
             """)
 
-    @Option(help: "Model kind: diffusion (the denoising diffusion model of Mittal et al.).")
+    @Option(help: "Model kind: diffusion (the latent diffusion model of Mittal et al.) or mdn (their autoregressive TransformerMDN baseline).")
     var kind = "diffusion"
 
-    @Option(help: "Config JSON (see configs/melody-diffusion-*.json).")
+    @Option(help: "Config JSON (see configs/melody-diffusion-*.json, configs/melody-mdn-*.json).")
     var config: String
 
     @Option(help: "Melody VAE checkpoint whose latents the prior models.")
@@ -292,22 +297,35 @@ struct TrainMelodyPrior: ParsableCommand {
     @OptionGroup var flags: MelodyRunFlags
 
     func validate() throws {
-        guard kind == "diffusion" else { throw ValidationError("--kind '\(kind)' is not one of: diffusion") }
+        guard ["diffusion", "mdn"].contains(kind) else { throw ValidationError("--kind '\(kind)' is not one of: diffusion, mdn") }
     }
 
     func run() throws {
+        switch kind {
+        case "mdn": try train(TransformerMDN.self, loss: "NLL in nats per latent")
+        default: try train(Denoiser.self, loss: "ε-MSE")
+        }
+    }
+
+    private func train<Model: LatentPrior>(_: Model.Type, loss: String) throws {
         let (data, out, steps, batch, seed, resume) = (flags.data, flags.out, flags.steps, flags.batch, flags.seed, flags.resume)
         try refuseOverwritingInputs(outputs: runFolderOutputs(out),
                                     inputs: [("--config", config), ("--vae", vae)] + data.map { ("--data", $0) })
-        var cfg = try reportingErrors { try MelodyDiffusionConfig.load(path: config) }
+        var cfg = try reportingErrors {
+            do {
+                return try Model.Config.load(path: config)
+            } catch let error as ConfigError where error.message.contains("unknown key") {
+                throw ConfigError("\(error.message); is it a config for --kind \(kind)?")
+            }
+        }
         if let batch { cfg.train.batchSize = batch }
         Interrupt.install(whenCut: "the step in progress did not end within seconds; stopped, keeping the last checkpoint in \(out) (continue with --resume)")
         let trainer = try reportingErrors {
-            try MelodyDiffusionTrainer(config: cfg, vaePath: vae, data: data, outDirectory: out, seed: seed, resume: resume) { printError($0) }
+            try MelodyPriorTrainer<Model>(config: cfg, vaePath: vae, data: data, outDirectory: out, seed: seed, resume: resume) { printError($0) }
         }
         let total = steps ?? trainer.config.train.steps
         let meter = ProgressMeter(total: total, done: trainer.step)
-        printError("training melody-prior (diffusion): \(trainer.model.parameterCount) parameters, \(trainer.config.latentDims) of "
+        printError("training melody-prior (\(kind), loss: \(loss)): \(trainer.model.parameterCount) parameters, \(trainer.config.latentDims) of "
                    + "\(trainer.transform.zSize) latent dimensions, \(trainer.train.count) training and \(trainer.heldOut.count) held-out "
                    + "sequences of \(trainer.config.length), step \(trainer.step) → \(total)")
         let outcome = try reportingErrors {
@@ -324,11 +342,11 @@ struct TrainMelodyPrior: ParsableCommand {
 struct MelodyBundle: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bundle",
-        abstract: "Assemble a melody model folder from a VAE and a diffusion checkpoint.",
+        abstract: "Assemble a melody model folder from a VAE and a prior checkpoint (diffusion or MDN).",
         discussion: """
             Checks that the prior was trained on this VAE's latents, then writes vae.safetensors, \
-            diffusion.safetensors (with its latent transform) and melody.json into -o, weights \
-            only (F16 with --half).
+            the prior (diffusion.safetensors or mdn.safetensors, by the checkpoint's kind, with its \
+            latent transform) and melody.json into -o, weights only (F16 with --half).
 
             Example:
               jukebox melody bundle --vae runs/melody-vae/checkpoint.safetensors \\
@@ -338,7 +356,7 @@ struct MelodyBundle: ParsableCommand {
     @Option(help: "Melody VAE checkpoint.")
     var vae: String
 
-    @Option(help: "Diffusion prior checkpoint.")
+    @Option(help: "Prior checkpoint (from train melody-prior, --kind diffusion or mdn).")
     var prior: String
 
     @Option(name: .shortAndLong, help: "Folder to write.")
@@ -348,7 +366,7 @@ struct MelodyBundle: ParsableCommand {
     var half = false
 
     func run() throws {
-        try refuseOverwritingInputs(outputs: ["vae.safetensors", "diffusion.safetensors", MelodyModel.manifestName].map { ("-o", output + "/" + $0) },
+        try refuseOverwritingInputs(outputs: ["vae.safetensors", "diffusion.safetensors", "mdn.safetensors", MelodyModel.manifestName].map { ("-o", output + "/" + $0) },
                                     inputs: [("--vae", vae), ("--prior", prior)])
         try reportingErrors {
             try MelodyModel.assemble(vae: vae, prior: prior, into: output, storeAs: half ? .f16 : .f32)
@@ -372,14 +390,26 @@ func mapMelodyErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// Refuses the diffusion sampling flags for a model whose prior is the MDN, naming the first
+/// one given.
+func refuseDiffusionFlags(_ m: MelodyModel, model: String, given flags: [(String, Bool)]) throws {
+    guard case .mdn = m.prior, let flag = flags.first(where: { $0.1 })?.0 else { return }
+    try reportingErrors {
+        throw ConfigError("\(flag) is for diffusion models; the prior of \(model) is the autoregressive TransformerMDN, "
+                          + "which draws one latent at a time (leave out \(flags.map(\.0).joined(separator: ", ")))")
+    }
+}
+
 struct MelodySample: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Generate melodies with a melody model (latent diffusion, then the VAE's decoder).",
+        abstract: "Generate melodies with a melody model (its prior samples latents, the VAE decodes them).",
         discussion: """
-            Writes COUNT MIDI files, melody-1.mid …, into --out-dir. Ancestral DDPM over all \
-            1000 noise levels is the reference; --sampler ddim --steps S is the fast path \
-            (--eta 0 deterministic, 1 about as noisy as DDPM). The same seed gives the same files.
+            Writes COUNT MIDI files, melody-1.mid …, into --out-dir. With a diffusion prior, \
+            ancestral DDPM over all 1000 noise levels is the reference; --sampler ddim --steps S \
+            is the fast path (--eta 0 deterministic, 1 about as noisy as DDPM). With an MDN prior \
+            the latents are drawn one at a time, and the sampler flags do not apply. The same \
+            seed gives the same files.
 
             Example:
               jukebox melody sample --model models/mymelody --count 8 --bars 16 --sampler ddim --steps 50 --out-dir out/melodies
@@ -394,14 +424,14 @@ struct MelodySample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bars per melody (even, at most twice the model's sequence length).")
     var bars = 16
 
-    @Option(help: "ddpm (ancestral, every step) or ddim.")
-    var sampler = "ddpm"
+    @Option(help: "Diffusion models: ddpm (ancestral, every step; the default) or ddim.")
+    var sampler: String?
 
     @Option(parsing: .unconditional, help: "DDIM steps (default 50).")
     var steps: Int?
 
-    @Option(parsing: .unconditional, help: "DDIM noise: 0 deterministic … 1.")
-    var eta: Double = 0
+    @Option(parsing: .unconditional, help: "DDIM noise: 0 deterministic (the default) … 1.")
+    var eta: Double?
 
     @Option(parsing: .unconditional, help: "Seed.")
     var seed: UInt64 = 0
@@ -410,22 +440,30 @@ struct MelodySample: ParsableCommand {
     var outDir: String
 
     func validate() throws {
-        guard ["ddpm", "ddim"].contains(sampler) else { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
+        if let sampler, !["ddpm", "ddim"].contains(sampler) { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
         guard (1...10_000).contains(count) else { throw ValidationError("--count must be in 1...10000, got \(count)") }
         if let steps, !(1...100_000).contains(steps) { throw ValidationError("--steps must be in 1...100000, got \(steps)") }
-        if steps != nil && sampler == "ddpm" { throw ValidationError("--steps is for --sampler ddim; ddpm runs every step") }
-        guard eta >= 0 && eta <= 1 else { throw ValidationError("--eta must be in [0, 1], got \(eta)") }
+        if steps != nil && sampler != "ddim" { throw ValidationError("--steps is for --sampler ddim; ddpm runs every step") }
+        if let eta, !(eta >= 0 && eta <= 1) { throw ValidationError("--eta must be in [0, 1], got \(eta)") }
     }
 
     func run() throws {
         let m = try melodyModel(model)
+        try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil)])
         try reportingErrors { try OutputFolder.prepare(outDir) }
         let started = Date()
-        let meter = ProgressMeter(total: sampler == "ddim" ? Swift.min(steps ?? 50, m.denoiser.config.diffusionSteps)
-                                                            : m.denoiser.config.diffusionSteps)
+        let ddimSteps = sampler == "ddim" ? (steps ?? 50) : nil
+        let (meter, unit): (ProgressMeter, String)
+        switch m.prior {
+        case .diffusion(let denoiser):
+            let total = denoiser.config.diffusionSteps
+            (meter, unit) = (ProgressMeter(total: ddimSteps.map { Swift.min($0, total) } ?? total), "denoising step")
+        case .mdn:
+            (meter, unit) = (ProgressMeter(total: Swift.max(1, bars / 2)), "latent")
+        }
         let melodies = try mapMelodyErrors {
-            try m.sample(count: count, bars: bars, steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: eta, seed: seed) { done, total in
-                meter.report(done: done, "denoising step \(done)/\(total)")
+            try m.sample(count: count, bars: bars, steps: ddimSteps, eta: eta ?? 0, seed: seed) { done, total in
+                meter.report(done: done, "\(unit) \(done)/\(total)")
             }
         }
         meter.finish()
@@ -443,7 +481,9 @@ struct MelodyInfill: ParsableCommand {
         discussion: """
             Encodes the melody's 2-bar chunks, generates the chunks of --bars with the diffusion \
             prior while the others are re-noised and pasted back at every step (the paper's \
-            infilling), and writes the whole melody with the kept bars as they were.
+            infilling), and writes the whole melody with the kept bars as they were. A model with \
+            an MDN prior, which reads left to right, only continues: --bars must run to the end \
+            of the model's sequence (e.g. 9-16 of 16), and the bars before them are kept.
 
             Example:
               jukebox melody infill --model models/mymelody tune.mid --bars 5-12 -o tune-infilled.mid
@@ -458,8 +498,8 @@ struct MelodyInfill: ParsableCommand {
     @Option(help: "Bars to generate, 1-based and inclusive, e.g. 5-12 (whole 2-bar chunks).")
     var bars: String
 
-    @Option(help: "ddpm or ddim.")
-    var sampler = "ddpm"
+    @Option(help: "Diffusion models: ddpm (the default) or ddim.")
+    var sampler: String?
 
     @Option(parsing: .unconditional, help: "DDIM steps (default 50).")
     var steps: Int?
@@ -471,7 +511,8 @@ struct MelodyInfill: ParsableCommand {
     var output: String
 
     func validate() throws {
-        guard ["ddpm", "ddim"].contains(sampler) else { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
+        if let sampler, !["ddpm", "ddim"].contains(sampler) { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
+        if steps != nil && sampler != "ddim" { throw ValidationError("--steps is for --sampler ddim; ddpm runs every step") }
         let parts = bars.split(separator: "-").compactMap { Int($0) }
         guard parts.count == 2, parts[0] <= parts[1] else { throw ValidationError("--bars '\(bars)' is not a range like 5-12") }
     }
@@ -480,6 +521,7 @@ struct MelodyInfill: ParsableCommand {
         try refuseOverwritingInputs(outputs: [("-o", output)], inputs: [("input", input)])
         let parts = bars.split(separator: "-").compactMap { Int($0) }
         let m = try melodyModel(model)
+        try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil)])
         let melody = try reportingErrors { () -> Melody in
             guard let first = try MelodyDataset.melodies(of: input).first else { throw ConfigError("\(input): no melody in 16-step bars") }
             return first
