@@ -139,13 +139,26 @@ public struct LatentTrainingData {
     public let heldOut: LatentSequences
 
     /// Splits `sources` as the VAE trainer does, encodes each split's chunks to sampled z (noise
-    /// from `seed`), and makes sequences of `length`. Throws when no training sequence results.
+    /// from `seed`), and makes sequences of `length`. With `transpose` > 0, every training melody
+    /// long enough for a sequence is also encoded moved by each shift in −transpose...transpose
+    /// semitones that keeps it in the pitch range (the held-out split is not), and the transform
+    /// is fitted on all of them. Throws when no training sequence results.
     public init(vae: MelodyVAE, sources: [String], length: Int, transform saved: LatentTransform?, seed: UInt64,
-                log: (String) -> Void) throws {
+                transpose: Int = 0, log: (String) -> Void) throws {
         let split = try MelodyDataset.splitMelodies(sources: sources, log: log)
         let encoder = LatentEncoder(vae: vae)
-        log("encoding \(split.train.count) training and \(split.heldOut.count) held-out melodies with the VAE")
-        let encodedTrain = encoder.encode(split.train, seed: seed ^ 0x1A7E)
+        var training = split.train
+        if transpose > 0 {
+            let T = vae.config.steps
+            for melody in split.train where melody.events.count / T >= length {
+                for shift in -transpose...transpose where shift != 0 {
+                    if let moved = melody.transposed(by: shift) { training.append(moved) }
+                }
+            }
+            log("transposition by up to ±\(transpose) semitones: \(training.count - split.train.count) more training melodies")
+        }
+        log("encoding \(training.count) training and \(split.heldOut.count) held-out melodies with the VAE")
+        let encodedTrain = encoder.encode(training, seed: seed ^ 0x1A7E)
         let encodedHeldOut = encoder.encode(split.heldOut, seed: seed ^ 0x2A7E)
         transform = try saved ?? encoder.fitTransform(encodedTrain, length: length)
         train = encoder.sequences(encodedTrain, length: length, transform: transform)

@@ -22,6 +22,10 @@ public struct MelodyPriorTrainConfig: Codable, Equatable, TrainingSchedule {
     public var checkpointEvery: Int
     public var evalEvery: Int
     public var logEvery: Int
+    /// Transposition augmentation of the training latents: each training melody long enough for
+    /// a sequence is also encoded moved by every shift in −transpose...transpose semitones (0:
+    /// none, as the reference; a deviation our small folk corpus needs).
+    public var transpose = 0
 
     /// The defaults are the diffusion prior's reference settings (`train_ncsn.py`), 30k steps.
     public init(learningRate: Float = 1e-3, decay: Float = 0.98, decayEvery: Int = 10000, gradientClip: Float = 1.0,
@@ -37,6 +41,7 @@ public struct MelodyPriorTrainConfig: Codable, Equatable, TrainingSchedule {
         if !(gradientClip > 0) { throw ConfigError("key 'train.gradient_clip' must be positive") }
         if batchSize < 1 || batchSize > 1 << 20 || steps < 0 { throw ConfigError("keys 'train.batch_size' and 'train.steps' are out of range") }
         if checkpointEvery < 1 || logEvery < 1 || evalEvery < 0 { throw ConfigError("keys 'train.checkpoint_every', 'train.log_every' and 'train.eval_every' are out of range") }
+        if transpose < 0 || transpose > 24 { throw ConfigError("key 'train.transpose' must be in 0...24") }
     }
 
     /// The learning rate of step `step`: lr · decay^⌊step / decay_every⌋.
@@ -119,7 +124,7 @@ public final class MelodyPriorTrainer<Model: LatentPrior> {
         }
         self.seed = checkpoint.flatMap { UInt64($0.metadata["seed"] ?? "") } ?? seed
         let latents = try LatentTrainingData(vae: vae, sources: data, length: config.length, transform: savedTransform,
-                                             seed: self.seed, log: log)
+                                             seed: self.seed, transpose: config.train.transpose, log: log)
         if config.latentDims == 0 {
             config.latentDims = latents.transform.kept.count
         } else if config.latentDims != latents.transform.kept.count {

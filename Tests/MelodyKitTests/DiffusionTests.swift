@@ -131,6 +131,14 @@ final class MelodyDiffusionTrainerTests: XCTestCase {
         let z = (0..<vaeConfig.zSize).map { Float($0) / Float(vaeConfig.zSize) - 0.5 }
         let back = a.transform.inverse(a.transform.forward(z[...])[...], generator: &g)
         for d in a.transform.kept { XCTAssertEqual(back[d], z[d], accuracy: 1e-5) }
+        // Transposition adds a window per shift that keeps a melody in range (all four of ±2
+        // here), leaves the held-out split alone, and the transposed latents differ.
+        let model = try MelodyVAE.load(vae)
+        let plain = try LatentTrainingData(vae: model, sources: [folder], length: config.length, transform: nil, seed: 3) { _ in }
+        let moved = try LatentTrainingData(vae: model, sources: [folder], length: config.length, transform: nil, seed: 3, transpose: 2) { _ in }
+        XCTAssertEqual(moved.train.count, 5 * plain.train.count)
+        XCTAssertEqual(moved.heldOut.count, plain.heldOut.count)
+        XCTAssertEqual(Set(moved.train.values.map(\.bitPattern)).count > Set(plain.train.values.map(\.bitPattern)).count, true)
     }
 }
 
