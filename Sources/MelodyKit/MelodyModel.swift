@@ -146,42 +146,95 @@ public struct MelodyModel {
     /// bars (DDPM or DDIM as in ``sample(count:bars:steps:eta:seed:progress:)``); an MDN only
     /// continues: `bars` must run to ``maximumBars``, and the bars before them are its prefix.
     public func infill(_ melody: Melody, bars: ClosedRange<Int>, steps: Int?, eta: Double, seed: UInt64) throws -> Melody {
-        let L = prior.length, T = vae.config.steps, Z = vae.config.zSize
+        try infill([melody], bars: bars, steps: steps, eta: eta, seed: seed)[0]
+    }
+
+    /// How the bars of an infilling are made.
+    public enum InfillMethod: String, CaseIterable, Sendable {
+        /// The prior generates them: the diffusion model with the known latents re-noised and
+        /// pasted at every step (the paper's infilling), or the MDN continuing the bars before.
+        case prior
+        /// The baseline: the latents of the generated chunks on the straight line between the
+        /// last kept chunk before them and the first kept chunk after them (full latents, as
+        /// encoded), decoded by the VAE.
+        case interpolate
+    }
+
+    /// Infilling of several melodies in one batch (see the single-melody form); the same bars of
+    /// each. Melodies shorter than ``maximumBars`` are an error naming their index.
+    public func infill(_ melodies: [Melody], bars: ClosedRange<Int>, steps: Int?, eta: Double, seed: UInt64,
+                       method: InfillMethod = .prior, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [Melody] {
+        let L = prior.length, T = vae.config.steps, Z = vae.config.zSize, N = melodies.count
         guard bars.lowerBound >= 1, bars.lowerBound % 2 == 1, bars.upperBound % 2 == 0, bars.upperBound <= maximumBars else {
             throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound) must start on an odd bar and end on an even one, within 1-\(maximumBars)")
         }
         let generated = ((bars.lowerBound - 1) / 2)...((bars.upperBound - 1) / 2)
-        if case .mdn = prior, generated.upperBound < L - 1 {
-            throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound): the prior is the autoregressive TransformerMDN, which "
-                                        + "generates left to right: it can regenerate bars \(bars.lowerBound)-\(maximumBars), keeping those "
-                                        + "before, but not bars with kept bars after them")
+        switch method {
+        case .prior:
+            if case .mdn = prior, generated.upperBound < L - 1 {
+                throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound): the prior is the autoregressive TransformerMDN, which "
+                                            + "generates left to right: it can regenerate bars \(bars.lowerBound)-\(maximumBars), keeping those "
+                                            + "before, but not bars with kept bars after them")
+            }
+        case .interpolate:
+            guard generated.lowerBound >= 1, generated.upperBound <= L - 2 else {
+                throw MelodyModelError.bars("\(bars.lowerBound)-\(bars.upperBound): interpolation needs kept bars on both sides, within 3-\(maximumBars - 2)")
+            }
         }
-        let chunks = melody.chunks(steps: T)
-        guard chunks.count >= L else {
-            throw MelodyModelError.tooShort("the melody has \(chunks.count * 2) whole bars; infilling needs \(maximumBars)")
+        var chunks: [[Melody]] = []
+        for (i, melody) in melodies.enumerated() {
+            let c = melody.chunks(steps: T)
+            guard c.count >= L else {
+                throw MelodyModelError.tooShort("melody \(i + 1) has \(c.count * 2) whole bars; infilling needs \(maximumBars)")
+            }
+            chunks.append(Array(c.prefix(L)))
         }
-        let latents = MelodyLatents.encode([melody], sources: ["input"], model: vae, seed: seed)
-        // The melody's latents (clipped to the range the prior was trained on), one row per chunk.
-        let known = (0..<L).map { c in transform.forward(latents.z[(c * Z)..<((c + 1) * Z)]).map { Swift.min(1, Swift.max(-1, $0)) } }
+        let latents = MelodyLatents.encode(chunks.map { Melody(events: $0.flatMap(\.events)) }, sources: melodies.indices.map { "\($0)" },
+                                           model: vae, seed: seed)
         var generator = RandomGenerator(seed: seed ^ 0x1F1)
-        let x: Tensor
-        switch prior {
-        case .diffusion(let denoiser):
-            let D = denoiser.config.latentDims
-            let mask = (0..<L).flatMap { c in [Float](repeating: generated.contains(c) ? 0 : 1, count: D) }
-            x = DiffusionSampler(model: denoiser).sample(count: 1, steps: steps, eta: eta, generator: &generator,
-                                                         keep: (known.flatMap { $0 }, mask))
-        case .mdn(let model):
-            try MelodyModel.refuseDiffusionSettings(steps: steps, eta: eta)
-            let P = generated.lowerBound, D = model.config.latentDims
-            let prefix = P > 0 ? Tensor(known[0..<P].flatMap { $0 }, shape: [1, P, D]) : nil
-            x = MDNSampler(model: model).sample(count: 1, prefix: prefix, generator: &generator)
+        var made: [Melody]
+        if method == .interpolate {
+            let (before, after) = (generated.lowerBound - 1, generated.upperBound + 1)
+            var z: [Float] = []
+            for n in 0..<N {
+                for c in generated {
+                    let t = Float(c - before) / Float(after - before)
+                    for d in 0..<Z { z.append((1 - t) * latents.z[(n * L + before) * Z + d] + t * latents.z[(n * L + after) * Z + d]) }
+                }
+            }
+            let events = vae.greedyDecode(Tensor(z, shape: [N * generated.count, Z]), steps: T)
+            // Decoded events of the generated chunks, placed at their chunks (the rest is kept below).
+            made = (0..<N).map { n in
+                var all = [UInt8](repeating: Melody.noEvent, count: L * T)
+                for (k, c) in generated.enumerated() {
+                    for s in 0..<T { all[c * T + s] = UInt8(events[(n * generated.count + k) * T + s]) }
+                }
+                return Melody(events: all)
+            }
+        } else {
+            // The melodies' latents (clipped to the range the prior was trained on), one row per chunk.
+            let known = (0..<(N * L)).flatMap { r in transform.forward(latents.z[(r * Z)..<((r + 1) * Z)]).map { Swift.min(1, Swift.max(-1, $0)) } }
+            let x: Tensor
+            switch prior {
+            case .diffusion(let denoiser):
+                let D = denoiser.config.latentDims
+                let mask = (0..<N).flatMap { _ in (0..<L).flatMap { c in [Float](repeating: generated.contains(c) ? 0 : 1, count: D) } }
+                x = DiffusionSampler(model: denoiser).sample(count: N, steps: steps, eta: eta, generator: &generator,
+                                                             keep: (known, mask), progress: progress)
+            case .mdn(let model):
+                try MelodyModel.refuseDiffusionSettings(steps: steps, eta: eta)
+                let P = generated.lowerBound, D = model.config.latentDims
+                let prefix = P > 0 ? Tensor((0..<N).flatMap { n in known[(n * L * D)..<((n * L + P) * D)] }, shape: [N, P, D]) : nil
+                x = MDNSampler(model: model).sample(count: N, prefix: prefix, generator: &generator, progress: progress)
+            }
+            made = decode(x, chunks: L, generator: &generator)
         }
-        let made = decode(x, chunks: L, generator: &generator)[0]
-        // Known chunks keep their own events; generated ones take the decoded events.
-        var events: [UInt8] = []
-        for c in 0..<L { events += generated.contains(c) ? Array(made.events[(c * T)..<((c + 1) * T)]) : chunks[c].events }
-        return Melody(events: events)
+        // Known chunks keep their own events; generated ones take the made events.
+        return (0..<N).map { n in
+            var events: [UInt8] = []
+            for c in 0..<L { events += generated.contains(c) ? Array(made[n].events[(c * T)..<((c + 1) * T)]) : chunks[n][c].events }
+            return Melody(events: events)
+        }
     }
 
     /// Sequences `(N, L, D)` → melodies of their first `chunks` latents.

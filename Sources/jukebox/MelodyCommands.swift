@@ -477,26 +477,37 @@ struct MelodySample: ParsableCommand {
 struct MelodyInfill: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infill",
-        abstract: "Regenerate some bars of a melody and keep the rest.",
+        abstract: "Regenerate some bars of melodies and keep the rest.",
         discussion: """
-            Encodes the melody's 2-bar chunks, generates the chunks of --bars with the diffusion \
+            Encodes each melody's 2-bar chunks, generates the chunks of --bars with the diffusion \
             prior while the others are re-noised and pasted back at every step (the paper's \
-            infilling), and writes the whole melody with the kept bars as they were. A model with \
-            an MDN prior, which reads left to right, only continues: --bars must run to the end \
-            of the model's sequence (e.g. 9-16 of 16), and the bars before them are kept.
+            infilling), and writes the melody's first bars (as many as the model's sequence holds) \
+            with the kept bars as they were. A model with an MDN prior, which reads left to \
+            right, only continues: --bars must run to the end of the model's sequence (e.g. 9-16 \
+            of 16), and the bars before them are kept. --method interpolate is the paper's \
+            baseline instead: the generated chunks' latents lie on the straight line between the \
+            kept chunks either side.
 
-            Example:
-              jukebox melody infill --model models/mymelody tune.mid --bars 5-12 -o tune-infilled.mid
+            One input writes -o FILE. Several inputs (files or folders of MIDI) are infilled in \
+            one batch and written to --out-dir under their own names; melodies too short for the \
+            model's sequence are skipped and counted.
+
+            Examples:
+              jukebox melody infill --model models/melody tune.mid --bars 5-12 -o tune-infilled.mid
+              jukebox melody infill --model models/melody data/melody/test --bars 5-12 --sampler ddim --out-dir out/infilled
             """)
 
     @Option(help: "Melody model folder.")
     var model: String
 
-    @Argument(help: "MIDI file (its first melody).")
-    var input: String
+    @Argument(help: "MIDI files or folders of them (the first melody of each file).")
+    var inputs: [String]
 
     @Option(help: "Bars to generate, 1-based and inclusive, e.g. 5-12 (whole 2-bar chunks).")
     var bars: String
+
+    @Option(help: "prior (the model generates the bars) or interpolate (the latent interpolation baseline).")
+    var method = "prior"
 
     @Option(help: "Diffusion models: ddpm (the default) or ddim.")
     var sampler: String?
@@ -507,33 +518,94 @@ struct MelodyInfill: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed.")
     var seed: UInt64 = 0
 
-    @Option(name: .shortAndLong, help: "MIDI file to write.")
-    var output: String
+    @Option(name: .shortAndLong, help: "MIDI file to write (one input).")
+    var output: String?
+
+    @Option(help: "Folder to write the infilled melodies to (several inputs).")
+    var outDir: String?
 
     func validate() throws {
         if let sampler, !["ddpm", "ddim"].contains(sampler) { throw ValidationError("--sampler '\(sampler)' is not one of: ddpm, ddim") }
         if steps != nil && sampler != "ddim" { throw ValidationError("--steps is for --sampler ddim; ddpm runs every step") }
+        guard MelodyModel.InfillMethod(rawValue: method) != nil else { throw ValidationError("--method '\(method)' is not one of: prior, interpolate") }
         let parts = bars.split(separator: "-").compactMap { Int($0) }
         guard parts.count == 2, parts[0] <= parts[1] else { throw ValidationError("--bars '\(bars)' is not a range like 5-12") }
+        guard (output == nil) != (outDir == nil) else { throw ValidationError("give either -o FILE (one input) or --out-dir DIR") }
+        var isFolder: ObjCBool = false
+        if output != nil && (inputs.count != 1 || (FileManager.default.fileExists(atPath: inputs[0], isDirectory: &isFolder) && isFolder.boolValue)) {
+            throw ValidationError("-o takes one input file; use --out-dir for several or a folder")
+        }
     }
 
     func run() throws {
-        try refuseOverwritingInputs(outputs: [("-o", output)], inputs: [("input", input)])
+        if let output { try refuseOverwritingInputs(outputs: [("-o", output)], inputs: inputs.map { ("input", $0) }) }
         let parts = bars.split(separator: "-").compactMap { Int($0) }
+        let infillMethod = MelodyModel.InfillMethod(rawValue: method)!
         let m = try melodyModel(model)
-        try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil)])
-        let melody = try reportingErrors { () -> Melody in
-            guard let first = try MelodyDataset.melodies(of: input).first else { throw ConfigError("\(input): no melody in 16-step bars") }
-            return first
+        if infillMethod == .prior {
+            try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil)])
         }
-        let result = try mapMelodyErrors {
-            try m.infill(melody, bars: parts[0]...parts[1], steps: sampler == "ddim" ? (steps ?? 50) : nil, eta: 0, seed: seed)
-        }
+        // (name, melody) of every input; in a batch, those too short for the model are skipped.
+        var named: [(String, Melody)] = []
+        var inputFiles: [String] = []
+        var short = 0
         try reportingErrors {
-            try OutputFolder.prepare(URL(fileURLWithPath: output).deletingLastPathComponent().path)
-            try result.midi().write(to: output)
+            for input in inputs {
+                for file in try MelodyDataset.midiFiles(in: input) {
+                    let melodies = output != nil ? try MelodyDataset.melodies(of: file) : try MelodyDataset.melodiesSkippingUnclearDownbeats(of: file)
+                    guard let first = melodies.first else {
+                        if output != nil { throw ConfigError("\(file): no melody in 16-step bars") }
+                        continue
+                    }
+                    if output == nil && first.events.count < m.maximumBars * Melody.stepsPerBar {
+                        short += 1
+                        continue
+                    }
+                    named.append((URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent, first))
+                    inputFiles.append(file)
+                }
+            }
+            if named.isEmpty { throw ConfigError("\(inputs.joined(separator: " ")): no melody of \(m.maximumBars) bars or more to infill") }
         }
-        printError("wrote \(output): bars \(bars) generated, the rest kept")
+        // The files of a batch, by name (a repeated name gets a number), none of them an input.
+        var files: [String] = []
+        if let outDir {
+            var used = Set<String>()
+            for (name, _) in named {
+                var file = name, k = 2
+                while used.contains(file) { file = "\(name)-\(k)"; k += 1 }
+                used.insert(file)
+                files.append(outDir + "/" + file + ".mid")
+            }
+            try refuseOverwritingInputs(outputs: files.map { ("--out-dir", $0) }, inputs: inputFiles.map { ("input", $0) })
+        }
+        let started = Date()
+        let ddimSteps = sampler == "ddim" ? (steps ?? 50) : nil
+        let meter: ProgressMeter?
+        switch (infillMethod, m.prior) {
+        case (.interpolate, _): meter = nil
+        case (.prior, .diffusion(let denoiser)):
+            meter = ProgressMeter(total: ddimSteps.map { Swift.min($0, denoiser.config.diffusionSteps) } ?? denoiser.config.diffusionSteps)
+        case (.prior, .mdn): meter = ProgressMeter(total: m.maximumBars / 2)
+        }
+        let results = try mapMelodyErrors {
+            try m.infill(named.map { $0.1 }, bars: parts[0]...parts[1], steps: ddimSteps, eta: 0, seed: seed, method: infillMethod) { done, total in
+                meter?.report(done: done, "step \(done)/\(total)")
+            }
+        }
+        meter?.finish()
+        try reportingErrors {
+            if let output {
+                try OutputFolder.prepare(URL(fileURLWithPath: output).deletingLastPathComponent().path)
+                try results[0].midi().write(to: output)
+                printError("wrote \(output): bars \(bars) generated, the rest kept")
+            } else if let outDir {
+                try OutputFolder.prepare(outDir)
+                for (file, melody) in zip(files, results) { try melody.midi().write(to: file) }
+                printError(String(format: "wrote %d melodies to %@ (bars %@ by %@, the rest kept) in %.1f s%@", results.count, outDir, bars, method,
+                                  Date().timeIntervalSince(started), short > 0 ? "; \(short) shorter than \(m.maximumBars) bars skipped" : ""))
+            }
+        }
     }
 }
 

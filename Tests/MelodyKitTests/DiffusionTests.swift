@@ -170,6 +170,51 @@ final class MelodyModelTests: XCTestCase {
         XCTAssertEqual(Array(infilled.events[0..<32]), Array(melodies[0].events[0..<32]), "bars 1-2 are kept")
         XCTAssertThrowsError(try model.infill(melodies[0], bars: 2...3, steps: 10, eta: 0, seed: 3))
     }
+
+    /// Batch infilling keeps every melody's other bars, and the interpolation baseline decodes
+    /// the midpoint of the latents either side (three 2-bar chunks, the middle one generated).
+    func testBatchInfillAndInterpolation() throws {
+        let (folder, melodies) = try MelodyVAETests.writeMelodies("interpolation-data", rounds: 3)
+        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
+        vaeConfig.train.evalEvery = 0
+        let vaeRun = temporaryDirectory("interpolation-vae") + "/run"
+        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
+        let priorRun = temporaryDirectory("interpolation-prior") + "/run"
+        var config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
+        config.length = 3
+        _ = try MelodyDiffusionTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
+                                       seed: 2, resume: false).train(totalSteps: 3) { _ in }
+        let bundle = temporaryDirectory("interpolation-bundle")
+        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle)
+        let model = try MelodyModel(path: bundle)
+        XCTAssertEqual(model.maximumBars, 6)
+        let kept = { (m: Melody) in Array(m.events[0..<32]) + Array(m.events[64..<96]) }
+        let infilled = try model.infill(melodies, bars: 3...4, steps: 5, eta: 0, seed: 4)
+        XCTAssertEqual(infilled.count, melodies.count)
+        for (made, original) in zip(infilled, melodies) {
+            XCTAssertEqual(made.events.count, 96)
+            XCTAssertEqual(kept(made), kept(original), "bars 1-2 and 5-6 are kept")
+        }
+        let interpolated = try model.infill(melodies, bars: 3...4, steps: nil, eta: 0, seed: 4, method: .interpolate)
+        let firstBars = melodies.map { Melody(events: Array($0.events[0..<96])) }
+        let latents = MelodyLatents.encode(firstBars, sources: firstBars.indices.map { "\($0)" }, model: model.vae, seed: 4)
+        let Z = model.vae.config.zSize
+        var midpoints: [Float] = []
+        for n in 0..<melodies.count {
+            for d in 0..<Z {
+                let before: Float = latents.z[3 * n * Z + d], after: Float = latents.z[(3 * n + 2) * Z + d]
+                midpoints.append(0.5 * before + 0.5 * after)
+            }
+        }
+        let decoded = model.vae.greedyDecode(Tensor(midpoints, shape: [melodies.count, Z]), steps: 32)
+        for (n, made) in interpolated.enumerated() {
+            XCTAssertEqual(kept(made), kept(melodies[n]))
+            XCTAssertEqual(made.events[32..<64].map(Int32.init), Array(decoded[(n * 32)..<((n + 1) * 32)]), "the middle chunk decodes the midpoint")
+        }
+        XCTAssertThrowsError(try model.infill(melodies, bars: 1...2, steps: nil, eta: 0, seed: 4, method: .interpolate), "no kept chunk before")
+        XCTAssertThrowsError(try model.infill([Melody(events: Array(melodies[0].events[0..<64]))], bars: 3...4, steps: 5, eta: 0, seed: 4),
+                             "too short for the sequence")
+    }
 }
 
 final class MelodyMetricsTests: XCTestCase {

@@ -33,7 +33,7 @@ func temporaryDirectory(_ name: String) -> String {
 final class MelodyVAETests: XCTestCase {
     /// Four 4-bar melodies (different rhythms and contours), written as MIDI files in the
     /// training split of a data folder (`FOLDER/train/`).
-    static func writeMelodies(_ name: String) throws -> (folder: String, melodies: [Melody]) {
+    static func writeMelodies(_ name: String, rounds: Int = 2) throws -> (folder: String, melodies: [Melody]) {
         let folder = temporaryDirectory(name), dir = folder + "/train"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var melodies: [Melody] = []
@@ -45,7 +45,7 @@ final class MelodyVAETests: XCTestCase {
         ]
         for (i, pattern) in patterns.enumerated() {
             var events: [UInt8] = []
-            for round in 0..<2 {
+            for round in 0..<rounds {
                 for (pitch, steps) in pattern {
                     events.append(Melody.noteOn(pitch: pitch + round * 2))
                     events += [UInt8](repeating: Melody.noEvent, count: steps - 1)
