@@ -376,8 +376,19 @@ struct MelodyBundle: ParsableCommand {
 }
 
 /// `--model`, mapping a request that does not fit the model to its flag.
-func melodyModel(_ path: String) throws -> MelodyModel {
-    try reportingErrors { try MelodyModel(path: path) }
+/// The melody model shipped in the checkout, used when a command is given no --model.
+let defaultMelodyModelPath = "models/melody"
+let melodyModelHelp = ArgumentHelp("Melody model folder (default: \(defaultMelodyModelPath) in the current folder or in the checkout jukebox was built in).")
+
+/// The model folder at `path`, or the shipped one without it.
+func melodyModel(_ path: String?) throws -> MelodyModel {
+    try reportingErrors {
+        if let path { return try MelodyModel(path: path) }
+        guard let shipped = shippedModel(defaultMelodyModelPath, manifest: MelodyModel.manifestName) else {
+            throw ConfigError("no --model given and \(defaultMelodyModelPath) does not exist; train one (README: melodies) or pass --model DIR")
+        }
+        return try MelodyModel(path: shipped)
+    }
 }
 
 func mapMelodyErrors<T>(_ body: () throws -> T) throws -> T {
@@ -415,8 +426,8 @@ struct MelodySample: ParsableCommand {
               jukebox melody sample --model models/mymelody --count 8 --bars 16 --sampler ddim --steps 50 --out-dir out/melodies
             """)
 
-    @Option(help: "Melody model folder (see `jukebox melody bundle`).")
-    var model: String
+    @Option(help: melodyModelHelp)
+    var model: String?
 
     @Option(parsing: .unconditional, help: "Melodies to write.")
     var count = 4
@@ -449,7 +460,7 @@ struct MelodySample: ParsableCommand {
 
     func run() throws {
         let m = try melodyModel(model)
-        try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil)])
+        try refuseDiffusionFlags(m, model: m.path, given: [("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil)])
         try reportingErrors { try OutputFolder.prepare(outDir) }
         let started = Date()
         let ddimSteps = sampler == "ddim" ? (steps ?? 50) : nil
@@ -497,8 +508,8 @@ struct MelodyInfill: ParsableCommand {
               jukebox melody infill --model models/melody data/melody/test --bars 5-12 --sampler ddim --out-dir out/infilled
             """)
 
-    @Option(help: "Melody model folder.")
-    var model: String
+    @Option(help: melodyModelHelp)
+    var model: String?
 
     @Argument(help: "MIDI files or folders of them (the first melody of each file).")
     var inputs: [String]
@@ -543,7 +554,7 @@ struct MelodyInfill: ParsableCommand {
         let infillMethod = MelodyModel.InfillMethod(rawValue: method)!
         let m = try melodyModel(model)
         if infillMethod == .prior {
-            try refuseDiffusionFlags(m, model: model, given: [("--sampler", sampler != nil), ("--steps", steps != nil)])
+            try refuseDiffusionFlags(m, model: m.path, given: [("--sampler", sampler != nil), ("--steps", steps != nil)])
         }
         // (name, melody) of every input; in a batch, those too short for the model are skipped.
         var named: [(String, Melody)] = []

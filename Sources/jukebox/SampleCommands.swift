@@ -46,20 +46,8 @@ struct SamplingFlags: ParsableArguments {
         return try ModelBundle(path: path)
     }
 
-    /// `models/default` in the current folder, else in the checkout the executable was built
-    /// in (it lives in `.build/<triple>/release/`), so `jukebox sample` works from anywhere.
-    static func defaultModel() -> String? {
-        let fm = FileManager.default
-        if fm.fileExists(atPath: defaultModelPath + "/bundle.json") { return defaultModelPath }
-        guard let executable = Foundation.Bundle.main.executableURL else { return nil }
-        var folder = executable.resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            folder = folder.deletingLastPathComponent()
-            let candidate = folder.appendingPathComponent(defaultModelPath).path
-            if fm.fileExists(atPath: candidate + "/bundle.json") { return candidate }
-        }
-        return nil
-    }
+    /// `models/default`, found as ``shippedModel(_:manifest:)`` finds shipped models.
+    static func defaultModel() -> String? { shippedModel(defaultModelPath, manifest: "bundle.json") }
 }
 
 /// Prepares a sampling job, saying which flag a request that cannot work came from.

@@ -56,3 +56,19 @@ func runFolderOutputs(_ out: String) -> [(flag: String, path: String)] {
     let run = RunDirectory(naming: out)
     return [run.checkpointPath, run.configPath, run.metricsPath].map { ("--out", $0) }
 }
+
+/// A model folder shipped in the checkout (`relative`, e.g. `models/default`, holding
+/// `manifest`): in the current folder, else in the checkout the executable was built in (it
+/// lives in `.build/<triple>/release/`), so the commands find it from anywhere.
+func shippedModel(_ relative: String, manifest: String) -> String? {
+    let fm = FileManager.default
+    if fm.fileExists(atPath: relative + "/" + manifest) { return relative }
+    guard let executable = Foundation.Bundle.main.executableURL else { return nil }
+    var folder = executable.resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<4 {
+        folder = folder.deletingLastPathComponent()
+        let candidate = folder.appendingPathComponent(relative).path
+        if fm.fileExists(atPath: candidate + "/" + manifest) { return candidate }
+    }
+    return nil
+}
