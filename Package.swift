@@ -17,7 +17,7 @@ let vectorISA: [SwiftSetting] = []
 let package = Package(
     name: "jukebox",
     products: [
-        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
+        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit", "TorchCheckpoint"]),
         .library(name: "MelodyKit", targets: ["MIDI", "MelodyKit", "MIDIRender"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
         .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "CFluidSynth", path: "Sources/CFluidSynth"),
         .target(name: "TensorCore", dependencies: ["CBLAS", "CSystem"], swiftSettings: numeric),
+        // A safe reader of PyTorch checkpoints (both torch.save formats): a pickle interpreter that
+        // builds inert values only, over a memory-mapped file.
+        .target(name: "TorchCheckpoint", dependencies: ["TensorCore"]),
         .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
                 swiftSettings: numeric),
         .target(name: "HalfKernels", swiftSettings: numeric + vectorISA),
