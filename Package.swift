@@ -60,6 +60,7 @@ let package = Package(
                 swiftSettings: numeric),
         .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
