@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "MelodyKit", dependencies: ["TensorCore", "ModelKit", "MIDI"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP", "TorchCheckpoint",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
