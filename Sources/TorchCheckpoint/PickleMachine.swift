@@ -278,7 +278,7 @@ struct PickleMachine {
         guard depth <= PickleValue.maxDepth else { throw malformed("values nested deeper than \(PickleValue.maxDepth) levels") }
         // Seal first: a list appended to itself is then sealed and refused below.
         for item in items { item.seal() }
-        guard !list.sealed else { throw refused("APPEND to a list that is already inside another value") }
+        guard !list.sealed else { throw refused("APPEND to a list that is already inside another value (or would contain itself)") }
         list.items += items
         list.depth = max(list.depth, depth)
     }
@@ -290,7 +290,7 @@ struct PickleMachine {
         let depth = 1 + (items.map(\.depth).max() ?? 0)
         guard depth <= PickleValue.maxDepth else { throw malformed("values nested deeper than \(PickleValue.maxDepth) levels") }
         for item in items { item.seal() }
-        guard !dict.sealed else { throw refused("SETITEM on a dict that is already inside another value") }
+        guard !dict.sealed else { throw refused("SETITEM on a dict that is already inside another value (or would contain itself)") }
         for i in stride(from: 0, to: items.count, by: 2) {
             guard let key = PickleKey(items[i]) else {
                 throw malformed("a dict key is \(items[i].kindDescription); keys must be None, bools, numbers, strings or bytes")
