@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
         // `make fuzz` builds it with `-sanitize=fuzzer,address -D FUZZING` (scripts/fuzz.sh).
-        .target(name: "FuzzTargets", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "MIDI", "MelodyKit"],
+        .target(name: "FuzzTargets", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "MIDI", "MelodyKit", "TorchCheckpoint"],
                 swiftSettings: numeric),
         .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),

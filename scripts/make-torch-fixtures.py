@@ -13,6 +13,11 @@ official-style tensor names), saved by torch itself in both formats:
   tiny.json             per tensor: dtype, shape, strides, storage offset and every value;
                         the step and some hps values
 
+and, in Tests/JukeboxKitTests/Fixtures/fuzz-crashes/torch-checkpoint/, hand-made hostile and
+broken files that the reader must refuse (replayed by FuzzCorpusTests): pickles that call
+os.system or eval, forbidden opcodes, absurd sizes, self-containing and deeply nested values,
+truncated and compressed files.
+
 The values are synthetic (a seeded generator), not OpenAI weights. The model holds F32 and F16
 tensors, a tied pair sharing one tensor (1b_lyrics' x_out/x_emb), a transposed view and an
 offset slice of a shared storage, a 0-dimensional tensor and an empty one; the state dict
@@ -109,6 +114,64 @@ def opcodes(path):
     return names, globals_
 
 
+HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "JukeboxKitTests", "Fixtures",
+                       "fuzz-crashes", "torch-checkpoint")
+
+
+def legacy(obj_pickle, storages=()):
+    """A legacy file around a hand-made object pickle: magic, version, sys info, the object,
+    the key list, then (key, count, data) storages."""
+    import struct
+    out = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19."
+    out += b"\x80\x02M\xe9\x03."
+    out += b"\x80\x02}X\x0d\x00\x00\x00little_endian\x88s."
+    out += obj_pickle
+    keys = b"".join(b"X" + struct.pack("<I", len(k)) + k.encode() for k, _, _ in storages)
+    out += b"\x80\x02](" + keys + b"e."
+    for _, count, data in storages:
+        out += struct.pack("<q", count) + data
+    return out
+
+
+def tensor_pickle(count, shape, stride, key="1", offset=0):
+    """{'model': {'w': _rebuild_tensor_v2(storage key of `count` floats, offset, shape, stride, ...)}}"""
+    import struct
+    ints = lambda xs: b"(" + b"".join(b"J" + struct.pack("<i", x) if -2**31 <= x < 2**31 else b"\x8a\x08" + struct.pack("<q", x)
+                                       for x in xs) + b"t"
+    pid = b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX" + struct.pack("<I", len(key)) + key.encode()
+    pid += b"X\x03\x00\x00\x00cpu\x8a\x08" + struct.pack("<q", count) + b"NtQ"
+    rebuild = b"ctorch._utils\n_rebuild_tensor_v2\n" + pid + ints([offset])[1:-1] + ints(shape) + ints(stride)
+    rebuild += b"\x89ccollections\nOrderedDict\n)Rt" + b"R"
+    return b"\x80\x02}X\x05\x00\x00\x00model}X\x01\x00\x00\x00w" + rebuild + b"ss."
+
+
+def hostile_inputs(tiny_legacy, tiny_zip):
+    import zipfile
+    os.makedirs(HOSTILE, exist_ok=True)
+    files = {
+        "os-system.pth": legacy(b"\x80\x02cos\nsystem\nX\x0a\x00\x00\x00echo pwned\x85R."),
+        "builtins-eval-stack-global.pth": legacy(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x011\x85R."),
+        "inst.pth": legacy(b"\x80\x02(ios\nsystem\nX\x02\x00\x00\x00id."),
+        "newobj.pth": legacy(b"\x80\x02ccollections\nOrderedDict\n)\x81."),
+        "storage-2-62-elements.pth": legacy(tensor_pickle(2**62, [4], [1]), [("1", 4, b"\0" * 16)]),
+        "shape-overflow.pth": legacy(tensor_pickle(4, [2**32, 2**32], [1, 1]), [("1", 4, b"\0" * 16)]),
+        "view-past-storage.pth": legacy(tensor_pickle(4, [2, 3], [3, 1]), [("1", 4, b"\0" * 16)]),
+        "storage-count-mismatch.pth": legacy(tensor_pickle(4, [4], [1]), [("1", 2**62, b"\0" * 16)]),
+        "list-contains-itself.pth": legacy(b"\x80\x02]q\x00h\x00a."),
+        "nested-1000-deep.pth": legacy(b"\x80\x02)" + b"\x85" * 1000 + b"."),
+        "truncated.legacy.pth.tar": tiny_legacy[: len(tiny_legacy) * 3 // 4],
+        "truncated.zip.pth.tar": tiny_zip[: len(tiny_zip) - 30],
+    }
+    for name, data in files.items():
+        with open(os.path.join(HOSTILE, name), "wb") as f:
+            f.write(data)
+    # The zip fixture re-packed with deflate: torch writes stored entries only.
+    with zipfile.ZipFile(os.path.join(OUT, "tiny.zip.pth.tar")) as source, \
+            zipfile.ZipFile(os.path.join(HOSTILE, "compressed.zip.pth"), "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     state = model_state()
@@ -135,6 +198,9 @@ def main():
     with open(os.path.join(OUT, "tiny.json"), "w") as f:
         json.dump(expected, f, indent=1)
         f.write("\n")
+
+    with open(paths[0], "rb") as a, open(paths[1], "rb") as b:
+        hostile_inputs(a.read(), b.read())
 
     for path in paths:
         names, globals_ = opcodes(path)
