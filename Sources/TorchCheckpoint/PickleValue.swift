@@ -27,7 +27,8 @@ public enum PickleValue: @unchecked Sendable {
     /// A whitelisted callable or class, as GLOBAL pushes it.
     case global(TorchGlobal)
     case storage(TorchStorage)
-    case tensor(TorchTensor)
+    /// Boxed, so that every value stays small (24 bytes): a pickle can make one per byte.
+    indirect case tensor(TorchTensor)
 
     /// Deepest nesting of containers accepted (a state dict needs 2, `hps` a few).
     public static let maxDepth = 100

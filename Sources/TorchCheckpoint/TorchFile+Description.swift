@@ -19,13 +19,20 @@ extension TorchFile {
                 line += " (view of storage '\(tensor.storage.key)' at element \(tensor.storageOffset), strides \(tensor.strides))"
             }
             lines.append(line)
-            valuesByDType[tensor.dtype, default: 0] += tensor.count
+            valuesByDType[tensor.dtype, default: 0] = saturatingSum(valuesByDType[tensor.dtype, default: 0], tensor.count)
         }
-        let values = valuesByDType.values.reduce(0, +)
+        let values = valuesByDType.values.reduce(0, saturatingSum)
         let byDType = TorchDType.allCases.compactMap { dtype in valuesByDType[dtype].map { "\(dtype.rawValue) \($0)" } }
-        let bytes = storages.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
+        // Zip entries may overlap, so a hostile file's storages can add up past Int.max.
+        let bytes = storages.reduce(0) { saturatingSum($0, $1.count * $1.dtype.byteSize) }
         lines.append("\(tensors.count) tensors, \(values) values (\(byDType.joined(separator: ", "))); "
                      + "\(storages.count) storages, \(bytes) bytes of data")
         return lines
     }
+}
+
+/// `a + b`, or Int.max when that overflows.
+private func saturatingSum(_ a: Int, _ b: Int) -> Int {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? .max : sum
 }

@@ -29,8 +29,9 @@ public final class TorchFile {
     static let legacySignature: [UInt8] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]
     /// The first bytes of a zip file (a local header).
     static let zipSignature: [UInt8] = [0x50, 0x4b, 0x03, 0x04]
-    /// The largest pickle read (the object pickle of a 5-billion-parameter prior is about 200 KB).
-    public static let maxPickleBytes = 256 << 20
+    /// The largest pickle read. The object pickle of a Jukebox prior is about 300 KB (with
+    /// optimizer state, about 1 MB); a value costs at most 24 bytes of memory per pickle byte.
+    public static let maxPickleBytes = 64 << 20
 
     public let file: MappedFile
     public let format: Format

@@ -191,17 +191,18 @@ public struct TorchTensor: @unchecked Sendable {
         var index = storageOffset
         while true {
             body(index)
-            // Advance the odometer from the innermost dimension.
+            // Advance the odometer from the innermost dimension. A stride is added only when
+            // the next position exists, so the index never leaves the checked range (a
+            // dimension of extent 1 may have any stride, even Int.max).
             var d = shape.count - 1
-            while d >= 0 {
-                position[d] += 1
-                index += strides[d]
-                if position[d] < shape[d] { break }
-                index -= strides[d] * shape[d]
+            while d >= 0, position[d] + 1 == shape[d] {
+                index -= strides[d] * position[d]
                 position[d] = 0
                 d -= 1
             }
             if d < 0 { return }
+            position[d] += 1
+            index += strides[d]
         }
     }
 }

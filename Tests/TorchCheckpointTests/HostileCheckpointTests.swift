@@ -213,6 +213,10 @@ final class HostileCheckpointTests: XCTestCase {
         XCTAssertTrue(refusal(count: 4, shape: [1, 1, 1, 1, 1, 1, 1, 1, 1], strides: Array(repeating: 1, count: 9))
             .contains("not a tuple of at most 8 ints"))
         XCTAssertEqual(refusal(count: 4, shape: [2, 2], strides: [1, 2]), "read")  // a transposed view is fine
+        // An extent of 1 may have any stride, as in torch; gathering its values must not overflow.
+        let odd = Pickle.checkpoint { $0.string("w"); $0.tensor(key: "1", count: 4, offset: 1, shape: [2, 1], strides: [2, Int.max]) }
+        let oddFile = try read(legacyFile(object: odd.bytes, storages: [("1", floatBytes([1, 2, 3, 4]), 4)]))
+        XCTAssertEqual(oddFile.tensors[0].tensor.floatValues(), [2, 4])
 
         // The storage's own count in the data section must match the pickle's.
         let p = Pickle.checkpoint { $0.string("w"); $0.tensor(key: "1", count: 4, shape: [4], strides: [1]) }
