@@ -12,6 +12,8 @@
 
 /// A value built by the pickle.
 public enum PickleValue: @unchecked Sendable {
+    /// Python's None, bools, ints (BININT*, LONG1 up to 8 bytes), floats (BINFLOAT), `str`
+    /// and `bytes`.
     case none
     case bool(Bool)
     case int(Int64)
@@ -21,11 +23,13 @@ public enum PickleValue: @unchecked Sendable {
     case float(Double)
     case string(String)
     case bytes([UInt8])
+    /// Containers (see ``PickleTuple``, ``PickleList``, ``PickleDict``).
     case tuple(PickleTuple)
     case list(PickleList)
     case dict(PickleDict)
     /// A whitelisted callable or class, as GLOBAL pushes it.
     case global(TorchGlobal)
+    /// A storage named by a persistent id (BINPERSID), and a tensor rebuilt over one.
     case storage(TorchStorage)
     /// Boxed, so that every value stays small (24 bytes): a pickle can make one per byte.
     indirect case tensor(TorchTensor)
@@ -80,6 +84,7 @@ public enum PickleValue: @unchecked Sendable {
 
 /// A tuple: immutable from creation.
 public final class PickleTuple {
+    /// The items, in order.
     public let items: [PickleValue]
     let depth: Int
 
@@ -91,6 +96,7 @@ public final class PickleTuple {
 
 /// A list, filled by APPEND and APPENDS until it is sealed.
 public final class PickleList {
+    /// The items, in order.
     public internal(set) var items: [PickleValue] = []
     var depth = 1
     var sealed = false
@@ -100,17 +106,21 @@ public final class PickleList {
 /// it is sealed. Keys are scalars; setting a key again replaces its value in place, as in
 /// Python.
 public final class PickleDict {
+    /// The keys, in insertion order.
     public private(set) var keys: [PickleKey] = []
+    /// The values, in the order of `keys`.
     public private(set) var values: [PickleValue] = []
     private var index: [PickleKey: Int] = [:]
     var depth = 1
     var sealed = false
 
+    /// Number of entries.
     public var count: Int { keys.count }
 
     /// The entries in insertion order.
     public var entries: Zip2Sequence<[PickleKey], [PickleValue]> { zip(keys, values) }
 
+    /// The value of `key`, or nil when the dict has no such key.
     public subscript(key: PickleKey) -> PickleValue? { index[key].map { values[$0] } }
 
     func set(_ key: PickleKey, _ value: PickleValue) {
@@ -127,6 +137,7 @@ public final class PickleDict {
 /// A dict key: the hashable scalars. (Python would also take tuples and other objects; no
 /// checkpoint needs them.)
 public enum PickleKey: Hashable, Sendable, CustomStringConvertible {
+    /// The scalar values of ``PickleValue`` of the same names.
     case none
     case bool(Bool)
     case int(Int64)

@@ -14,6 +14,7 @@ public struct TorchCheckpointError: Error, CustomStringConvertible, Equatable, S
         case refused
     }
 
+    /// The broad reason.
     public var kind: Kind
     /// The file, as given by the caller.
     public var path: String
@@ -22,6 +23,7 @@ public struct TorchCheckpointError: Error, CustomStringConvertible, Equatable, S
     /// What is wrong, in one line.
     public var reason: String
 
+    /// An error about the file at `path`, found at byte `offset` when there is one.
     public init(_ kind: Kind, path: String, offset: Int? = nil, _ reason: String) {
         self.kind = kind
         self.path = path
@@ -29,6 +31,7 @@ public struct TorchCheckpointError: Error, CustomStringConvertible, Equatable, S
         self.reason = reason
     }
 
+    /// One line: the file, the offset when known, and the reason.
     public var description: String {
         if let offset { return "\(path): offset \(offset): \(reason)" }
         return "\(path): \(reason)"

@@ -33,7 +33,9 @@ public final class TorchFile {
     /// optimizer state, about 1 MB); a value costs at most 24 bytes of memory per pickle byte.
     public static let maxPickleBytes = 64 << 20
 
+    /// The mapped bytes every tensor points into.
     public let file: MappedFile
+    /// Which of the two layouts the file has.
     public let format: Format
     /// The object that was saved (for Jukebox, a dict of `hps`, `model`, `opt` and `step`).
     public let root: PickleValue

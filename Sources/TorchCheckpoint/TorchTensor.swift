@@ -11,6 +11,8 @@ import TensorCore
 
 /// The element type of a storage, from the storage class the pickle names (`torch.HalfStorage`).
 public enum TorchDType: String, CaseIterable, Sendable {
+    /// Named as in safetensors: Float, Half, BFloat16, Double; Long, Int, Short, Char (signed
+    /// bytes), Byte; Bool.
     case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
     case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
 
@@ -46,6 +48,7 @@ public enum TorchDType: String, CaseIterable, Sendable {
 public final class TorchStorage: @unchecked Sendable {
     /// The storage's key in the pickle: a number in zip files, a pointer value in legacy files.
     public let key: String
+    /// The element type, from the storage class (`torch.HalfStorage` is F16).
     public let dtype: TorchDType
     /// Number of elements.
     public let count: Int
@@ -70,6 +73,7 @@ public final class TorchStorage: @unchecked Sendable {
 
 /// A tensor of the checkpoint: a strided view of a storage, its values left in the file.
 public struct TorchTensor: @unchecked Sendable {
+    /// The storage viewed, possibly shared with other tensors.
     public let storage: TorchStorage
     /// Extent of each dimension, outermost first.
     public let shape: [Int]
@@ -81,6 +85,7 @@ public struct TorchTensor: @unchecked Sendable {
     /// The largest rank accepted; Jukebox's tensors have at most 3 dimensions.
     public static let maxRank = 8
 
+    /// The element type (the storage's).
     public var dtype: TorchDType { storage.dtype }
 
     /// Number of elements (the product of the shape; 1 for a scalar).
