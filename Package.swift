@@ -17,7 +17,7 @@ let vectorISA: [SwiftSetting] = []
 let package = Package(
     name: "jukebox",
     products: [
-        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit"]),
+        .library(name: "JukeboxKit", targets: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "JukeboxKit", "TorchCheckpoint"]),
         .library(name: "MelodyKit", targets: ["MIDI", "MelodyKit", "MIDIRender"]),
         .executable(name: "jukebox", targets: ["jukebox"]),
         .executable(name: "jukebox-fuzz", targets: ["JukeboxFuzz"]),
@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "CFluidSynth", path: "Sources/CFluidSynth"),
         .target(name: "TensorCore", dependencies: ["CBLAS", "CSystem"], swiftSettings: numeric),
+        // A safe reader of PyTorch checkpoints (both torch.save formats): a pickle interpreter that
+        // builds inert values only, over a memory-mapped file.
+        .target(name: "TorchCheckpoint", dependencies: ["TensorCore"]),
         .target(name: "AudioDSP", dependencies: ["TensorCore", "CFFTW", "CSndFile", "CSampleRate"],
                 swiftSettings: numeric),
         .target(name: "HalfKernels", swiftSettings: numeric + vectorISA),
@@ -48,15 +51,16 @@ let package = Package(
         .target(name: "MelodyKit", dependencies: ["TensorCore", "ModelKit", "MIDI"], swiftSettings: numeric),
         .executableTarget(
             name: "jukebox",
-            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP",
+            dependencies: ["JukeboxKit", "ModelKit", "MelodyKit", "MIDI", "MIDIRender", "TensorCore", "AudioDSP", "TorchCheckpoint",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         // Fuzz targets of every file reader: a replay tool here, a libFuzzer binary when
         // `make fuzz` builds it with `-sanitize=fuzzer,address -D FUZZING` (scripts/fuzz.sh).
-        .target(name: "FuzzTargets", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "MIDI", "MelodyKit"],
+        .target(name: "FuzzTargets", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "MIDI", "MelodyKit", "TorchCheckpoint"],
                 swiftSettings: numeric),
         .executableTarget(name: "JukeboxFuzz", dependencies: ["FuzzTargets", "JukeboxKit", "ModelKit", "AudioDSP", "CSndFile"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender"],
                     exclude: ["Fixtures"], swiftSettings: numeric),

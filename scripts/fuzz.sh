@@ -38,7 +38,7 @@ $SWIFT build -c release --build-path "$BUILD" --target JukeboxFuzz \
 # The objects of each module's current sources only: a file moved to another module leaves
 # its old object behind in the build folder.
 objects=()
-for module in TensorCore AudioDSP HalfKernels ModelKit JukeboxKit MIDI MelodyKit FuzzTargets JukeboxFuzz; do
+for module in TensorCore TorchCheckpoint AudioDSP HalfKernels ModelKit JukeboxKit MIDI MelodyKit FuzzTargets JukeboxFuzz; do
     while read -r source; do
         objects+=("$BUILD/release/$module.build/$(basename "$source").o")
     done < "$BUILD/release/$module.build/sources"
@@ -120,6 +120,21 @@ if [[ ! -f $seeds/.melody-complete ]]; then
             > "$seeds/$target.dict"
     done
     touch "$seeds/.melody-complete"
+fi
+
+# Seeds of the PyTorch checkpoint reader (added later, so made on their own): the fixtures that
+# torch wrote (scripts/make-torch-fixtures.py), legacy and zip, and a dictionary of the pickle's
+# globals and the zip's names.
+if [[ ! -f $seeds/.torch-complete ]]; then
+    echo "fuzz: making PyTorch checkpoint seeds in $seeds"
+    rm -rf "$seeds/torch-checkpoint"
+    mkdir -p "$seeds/torch-checkpoint"
+    cp Tests/TorchCheckpointTests/Fixtures/*.pth.tar "$seeds/torch-checkpoint/"
+    printf '%s\n' '"ctorch._utils\x0a_rebuild_tensor_v2\x0a"' '"ccollections\x0aOrderedDict\x0a"' \
+        '"ctorch\x0aHalfStorage\x0a"' '"ctorch\x0aFloatStorage\x0a"' '"storage"' '"/data.pkl"' '"/data/"' \
+        '"PK\x03\x04"' '"PK\x01\x02"' '"PK\x05\x06"' '"PK\x06\x06"' '"PK\x06\x07"' '"\xff\xff\xff\xff"' \
+        > "$seeds/torch-checkpoint.dict"
+    touch "$seeds/.torch-complete"
 fi
 
 # 3. Each target in turn, on one core: its growing corpus, then the seeds. Allocation stacks are

@@ -15,6 +15,7 @@ import AudioDSP
 import JukeboxKit
 import MIDI
 import MelodyKit
+import TorchCheckpoint
 
 /// A reader of untrusted input, as a fuzz target.
 public enum FuzzTarget: String, CaseIterable, Sendable {
@@ -43,6 +44,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case melodyVAEConfig = "melody-vae-config"
     /// `MelodyLatents.read`: a `*.latents.safetensors` file.
     case melodyLatents = "melody-latents"
+    /// `TorchFile(path:)` as `jukebox info` reads a PyTorch checkpoint (legacy or zip, chosen
+    /// by the first bytes), then every value of every tensor.
+    case torchCheckpoint = "torch-checkpoint"
 
     /// Environment variable naming a folder of model files (a bundle's `*.safetensors`) that
     /// the bundle target links next to the fuzzed `bundle.json`, so that a manifest that
@@ -100,6 +104,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = try MelodyVAEConfig.decode(bytes, source: "input.json")
             case .melodyLatents:
                 _ = try MelodyLatents.read(try FuzzScratch.write(bytes, name: "input.latents.safetensors"))
+            case .torchCheckpoint:
+                let checkpoint = try TorchFile(path: try FuzzScratch.write(bytes, name: "input.pth.tar"))
+                _ = checkpoint.descriptionLines()
+                for (_, tensor) in checkpoint.tensors {
+                    _ = tensor.floatValues() ?? tensor.integerValues().map { $0.map(Float.init) }
+                    _ = tensor.contiguousBytes
+                }
             }
             return nil
         } catch {

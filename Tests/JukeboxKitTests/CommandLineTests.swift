@@ -62,6 +62,25 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// `info` on a PyTorch checkpoint lists the step and every tensor; a hostile or truncated
+    /// one gets one line naming the file and the problem.
+    func testInfoReadsPyTorchCheckpointsAndRefusesHostileOnes() throws {
+        let fixture = repoPath("Tests/TorchCheckpointTests/Fixtures/tiny.legacy.pth.tar")
+        let ok = try run(["info", fixture])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        XCTAssertTrue(ok.out.hasPrefix("PyTorch checkpoint, legacy format (torch < 1.6), step 123456\n"), ok.out)
+        XCTAssertTrue(ok.out.contains("\nmodel.prior.transformer._attn_mods.0.attn.c_attn.w: F16 [6, 9]\n"), ok.out)
+        XCTAssertTrue(ok.out.hasSuffix("15 tensors, 443 values (F32 353, F16 90); 12 storages, 1348 bytes of data\n"), ok.out)
+        let hostile = repoPath("Tests/JukeboxKitTests/Fixtures/fuzz-crashes/torch-checkpoint")
+        for (name, mention) in [("os-system.pth", "offset 47: global os.system is not allowed"),
+                                ("truncated.legacy.pth.tar", "the file is truncated")] {
+            let r = try run(["info", hostile + "/" + name])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertEqual(r.err.split(separator: "\n").count, 1, r.err)
+            XCTAssertTrue(r.err.contains(name) && r.err.contains(mention), r.err)
+        }
+    }
+
     /// No command writes over one of its own inputs, however the output path names it (the
     /// same text, `./`, a symbolic link, a hard link): it refuses before any work, and every
     /// file stays as it was.
