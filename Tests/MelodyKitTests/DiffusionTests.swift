@@ -103,13 +103,7 @@ final class MelodyDiffusionTrainerTests: XCTestCase {
     /// Latent sequences from a tiny VAE, the transform fitted on them, training that resumes
     /// exactly.
     func testTrainingOnLatentsResumesExactly() throws {
-        let (folder, _) = try MelodyVAETests.writeMelodies("diffusion-data")
-        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
-        vaeConfig.train.evalEvery = 0
-        let vaeRun = temporaryDirectory("diffusion-vae") + "/run"
-        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false)
-            .train(totalSteps: 5) { _ in }
-        let vae = vaeRun + "/checkpoint.safetensors"
+        let (folder, _, vae) = try MelodyVAETests.tinyVAE("diffusion", steps: 5)
         let config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
         let straight = temporaryDirectory("diffusion-straight") + "/run", resumed = temporaryDirectory("diffusion-resumed") + "/run"
         let a = try MelodyDiffusionTrainer(config: config, vaePath: vae, data: [folder], outDirectory: straight, seed: 2, resume: false)
@@ -128,7 +122,7 @@ final class MelodyDiffusionTrainerTests: XCTestCase {
         for (x, y) in zip(a.model.namedParameters(), c.model.namedParameters()) { XCTAssertEqual(x.tensor.array, y.tensor.array, x.name) }
         // The inverse restores the kept dimensions.
         var g = RandomGenerator(seed: 1)
-        let z = (0..<vaeConfig.zSize).map { Float($0) / Float(vaeConfig.zSize) - 0.5 }
+        let z = (0..<a.transform.zSize).map { Float($0) / Float(a.transform.zSize) - 0.5 }
         let back = a.transform.inverse(a.transform.forward(z[...])[...], generator: &g)
         for d in a.transform.kept { XCTAssertEqual(back[d], z[d], accuracy: 1e-5) }
         // Transposition adds a window per shift that keeps a melody in range (all four of ±2
@@ -146,17 +140,9 @@ final class MelodyModelTests: XCTestCase {
     /// A bundle of tiny checkpoints samples the same melodies for the same seed, refuses bars
     /// it cannot make, and infilling keeps the bars it was not asked to generate.
     func testBundleSampleAndInfill() throws {
-        let (folder, melodies) = try MelodyVAETests.writeMelodies("model-data")
-        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
-        vaeConfig.train.evalEvery = 0
-        let vaeRun = temporaryDirectory("model-vae") + "/run"
-        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
-        let priorRun = temporaryDirectory("model-prior") + "/run"
+        let (folder, melodies, vae) = try MelodyVAETests.tinyVAE("model")
         let config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
-        _ = try MelodyDiffusionTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
-                                       seed: 2, resume: false).train(totalSteps: 3) { _ in }
-        let bundle = temporaryDirectory("model-bundle")
-        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle, storeAs: .f16)
+        let bundle = try MelodyVAETests.tinyBundle("model", Denoiser.self, config: config, vae: vae, folder: folder)
         let model = try MelodyModel(path: bundle)
         XCTAssertEqual(model.maximumBars, 4)
         let a = try model.sample(count: 3, bars: 4, steps: 10, eta: 0, seed: 7)
@@ -174,18 +160,10 @@ final class MelodyModelTests: XCTestCase {
     /// Batch infilling keeps every melody's other bars, and the interpolation baseline decodes
     /// the midpoint of the latents either side (three 2-bar chunks, the middle one generated).
     func testBatchInfillAndInterpolation() throws {
-        let (folder, melodies) = try MelodyVAETests.writeMelodies("interpolation-data", rounds: 3)
-        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
-        vaeConfig.train.evalEvery = 0
-        let vaeRun = temporaryDirectory("interpolation-vae") + "/run"
-        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
-        let priorRun = temporaryDirectory("interpolation-prior") + "/run"
+        let (folder, melodies, vae) = try MelodyVAETests.tinyVAE("interpolation", rounds: 3)
         var config = try MelodyDiffusionConfig.load(path: repoPath("configs/melody-diffusion-tiny.json"))
         config.length = 3
-        _ = try MelodyDiffusionTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
-                                       seed: 2, resume: false).train(totalSteps: 3) { _ in }
-        let bundle = temporaryDirectory("interpolation-bundle")
-        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle)
+        let bundle = try MelodyVAETests.tinyBundle("interpolation", Denoiser.self, config: config, vae: vae, folder: folder, storeAs: .f32)
         let model = try MelodyModel(path: bundle)
         XCTAssertEqual(model.maximumBars, 6)
         let kept = { (m: Melody) in Array(m.events[0..<32]) + Array(m.events[64..<96]) }

@@ -191,12 +191,7 @@ final class MDNTests: XCTestCase {
 final class MelodyMDNTrainerTests: XCTestCase {
     /// Train 20 steps straight, or 10, resume, 10 more: the checkpoints are the same bytes.
     func testTrainingResumesExactly() throws {
-        let (folder, _) = try MelodyVAETests.writeMelodies("mdn-data")
-        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
-        vaeConfig.train.evalEvery = 0
-        let vaeRun = temporaryDirectory("mdn-vae") + "/run"
-        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 5) { _ in }
-        let vae = vaeRun + "/checkpoint.safetensors"
+        let (folder, _, vae) = try MelodyVAETests.tinyVAE("mdn", steps: 5)
         let config = try MelodyMDNConfig.load(path: repoPath("configs/melody-mdn-tiny.json"))
         let straight = temporaryDirectory("mdn-straight") + "/run", resumed = temporaryDirectory("mdn-resumed") + "/run"
         let a = try MelodyMDNTrainer(config: config, vaePath: vae, data: [folder], outDirectory: straight, seed: 2, resume: false)
@@ -224,17 +219,9 @@ final class MelodyMDNModelTests: XCTestCase {
     /// diffusion settings, continues a melody (kept bars unchanged) and refuses to infill bars
     /// that kept bars follow.
     func testBundleSampleAndContinue() throws {
-        let (folder, melodies) = try MelodyVAETests.writeMelodies("mdn-model-data")
-        var vaeConfig = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
-        vaeConfig.train.evalEvery = 0
-        let vaeRun = temporaryDirectory("mdn-model-vae") + "/run"
-        _ = try MelodyVAETrainer(config: vaeConfig, data: [folder], outDirectory: vaeRun, seed: 1, resume: false).train(totalSteps: 3) { _ in }
-        let priorRun = temporaryDirectory("mdn-model-prior") + "/run"
+        let (folder, melodies, vae) = try MelodyVAETests.tinyVAE("mdn-model")
         let config = try MelodyMDNConfig.load(path: repoPath("configs/melody-mdn-tiny.json"))
-        _ = try MelodyMDNTrainer(config: config, vaePath: vaeRun + "/checkpoint.safetensors", data: [folder], outDirectory: priorRun,
-                                 seed: 2, resume: false).train(totalSteps: 3) { _ in }
-        let bundle = temporaryDirectory("mdn-model-bundle")
-        try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: priorRun + "/checkpoint.safetensors", into: bundle, storeAs: .f16)
+        let bundle = try MelodyVAETests.tinyBundle("mdn-model", TransformerMDN.self, config: config, vae: vae, folder: folder)
         XCTAssertTrue(FileManager.default.fileExists(atPath: bundle + "/mdn.safetensors"))
         let model = try MelodyModel(path: bundle)
         guard case .mdn = model.prior else { return XCTFail("the bundle's prior is not the MDN") }
@@ -257,7 +244,7 @@ final class MelodyMDNModelTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("left to right"), "\(error)")
         }
         // A checkpoint that is not a prior is named as such.
-        XCTAssertThrowsError(try MelodyModel.assemble(vae: vaeRun + "/checkpoint.safetensors", prior: vaeRun + "/checkpoint.safetensors",
+        XCTAssertThrowsError(try MelodyModel.assemble(vae: vae, prior: vae,
                                                       into: temporaryDirectory("mdn-model-wrong"))) { error in
             XCTAssertTrue("\(error)".contains("not a melody prior"), "\(error)")
         }

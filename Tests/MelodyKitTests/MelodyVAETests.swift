@@ -59,6 +59,29 @@ final class MelodyVAETests: XCTestCase {
         return (folder, melodies)
     }
 
+    /// ``writeMelodies(_:rounds:)`` and a tiny VAE (configs/melody-vae-tiny.json) trained on them
+    /// for `steps` steps: the data folder, the melodies and the VAE checkpoint.
+    static func tinyVAE(_ name: String, rounds: Int = 2, steps: Int = 3) throws -> (folder: String, melodies: [Melody], vae: String) {
+        let (folder, melodies) = try writeMelodies(name + "-data", rounds: rounds)
+        var config = try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json"))
+        config.train.evalEvery = 0
+        let run = temporaryDirectory(name + "-vae") + "/run"
+        _ = try MelodyVAETrainer(config: config, data: [folder], outDirectory: run, seed: 1, resume: false).train(totalSteps: steps) { _ in }
+        return (folder, melodies, run + "/checkpoint.safetensors")
+    }
+
+    /// A tiny prior of `Model` trained for `steps` steps on the latents of `folder` under `vae`,
+    /// and the melody model folder assembled from the two.
+    static func tinyBundle<Model: LatentPrior>(_ name: String, _ model: Model.Type, config: Model.Config, vae: String, folder: String,
+                                               steps: Int = 3, storeAs: SafetensorsDType = .f16) throws -> String {
+        let run = temporaryDirectory(name + "-prior") + "/run"
+        _ = try MelodyPriorTrainer<Model>(config: config, vaePath: vae, data: [folder], outDirectory: run, seed: 2, resume: false)
+            .train(totalSteps: steps) { _ in }
+        let bundle = temporaryDirectory(name + "-bundle")
+        try MelodyModel.assemble(vae: vae, prior: run + "/checkpoint.safetensors", into: bundle, storeAs: storeAs)
+        return bundle
+    }
+
     func tinyConfig() throws -> MelodyVAEConfig { try MelodyVAEConfig.load(path: repoPath("configs/melody-vae-tiny.json")) }
 
     func testATinyVAELearnsToReconstructAHandfulOfMelodies() throws {
