@@ -94,6 +94,16 @@ final class OpenAIImportTests: XCTestCase {
         let bundle = try ModelBundle(path: "\(scratch)/legacy")
         XCTAssertEqual(bundle.priors.keys.sorted(), [0, 1, 2])
     }
+
+    /// A file that is not the model asked for: a one-line error naming the file and what is wrong.
+    func testWrongFileIsNamed() throws {
+        let path = "\(Self.fixtures)/zip/5b/vqvae.pth.tar"
+        let vqvae = try OpenAIImport.vqvae(OpenAICheckpoint(path: path))
+        XCTAssertThrowsError(try OpenAIImport.writePrior(OpenAICheckpoint(path: path), level: 0, model: .fiveB, vqvae: vqvae,
+                                                         to: temporaryDirectory("openai-wrong") + "/up.safetensors")) { error in
+            XCTAssertEqual("\(error)", path + ": hps 'y_bins' is the int 0, not a list of integers")
+        }
+    }
 }
 
 extension OpenAIImportError {

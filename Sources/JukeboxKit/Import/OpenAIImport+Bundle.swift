@@ -11,7 +11,7 @@ extension OpenAIImport {
     /// one tensor at a time (F16 on disk when `storeAs` says so). `vqvae` is the imported
     /// VQ-VAE (its digest and hops go into the metadata).
     public static func writePrior(_ checkpoint: OpenAICheckpoint, level: Int, model: OpenAIModel, vqvae: VQVAE,
-                                  to path: String, storeAs: SafetensorsDType = .f32) throws {
+                                  to path: String, storeAs: SafetensorsDType = .f32, idsFolder: String? = nil) throws {
         let (config, artists, genres) = try priorConfig(checkpoint, level: level, model: model, vqvae: vqvae.config)
         let levels = vqvae.config.levels
         let mappings = OpenAIMapping.prior(config, levels: levels, artists: artists, genres: genres)
@@ -26,7 +26,8 @@ extension OpenAIImport {
             "kind": config.isUpsampler(levels: levels) ? "upsampler" : "prior",
             "config": config.jsonString(), "step": String(checkpoint.file.step ?? 0),
             "level": String(level), "levels": String(levels),
-            "labels": vocabulary(artists: artists, genres: genres).json,
+            // The upsamplers are shared by all three models and use the v2 labels.
+            "labels": try vocabulary(artists: artists, genres: genres, idsFolder: idsFolder, model: level == 2 ? model : .fiveB).json,
             "vqvae": vqvae.identity, "sample_rate": String(vqvae.config.sampleRate),
             "hops": vqvae.hops.map(String.init).joined(separator: ","), "codebook_size": String(config.bins),
             "source": "openai:\(model.rawValue):\((checkpoint.path as NSString).lastPathComponent)",
@@ -51,9 +52,11 @@ extension OpenAIImport {
 
     /// Imports `model` from `folder` (OpenAI's layout: `5b/vqvae.pth.tar`,
     /// `5b/prior_level_{0,1}.pth.tar`, `<model>/prior_level_2.pth.tar`) into a bundle at
-    /// `output`. `progress` hears of each file as it starts.
+    /// `output`; label names from OpenAI's id files in `idsFolder` when given. `progress` hears
+    /// of each file as it starts.
     public static func importBundle(from folder: String, model: OpenAIModel, into output: String,
-                                    storeAs: SafetensorsDType = .f32, progress: (String) -> Void = { _ in }) throws {
+                                    storeAs: SafetensorsDType = .f32, idsFolder: String? = nil,
+                                    progress: (String) -> Void = { _ in }) throws {
         let files = [OpenAIModel.vqvaeFile, OpenAIModel.upsamplerFile(level: 0), OpenAIModel.upsamplerFile(level: 1), model.topPriorFile]
         let missing = files.filter { !FileManager.default.fileExists(atPath: folder + "/" + $0) }
         guard missing.isEmpty else {
@@ -62,9 +65,11 @@ extension OpenAIImport {
         progress(files[0])
         let vqvaeFile = try OpenAICheckpoint(path: folder + "/" + files[0])
         let vqvae = try OpenAIImport.vqvae(vqvaeFile)
-        // Check the top prior before writing anything, so that an unsupported model fails fast.
+        // Check the top prior and the labels before writing anything, so that an unsupported
+        // model or a bad id file fails fast.
         let top = try OpenAICheckpoint(path: folder + "/" + model.topPriorFile)
-        _ = try priorConfig(top, level: 2, model: model, vqvae: vqvae.config)
+        let (_, artists, genres) = try priorConfig(top, level: 2, model: model, vqvae: vqvae.config)
+        let labels = try vocabulary(artists: artists, genres: genres, idsFolder: idsFolder, model: model)
         try OutputFolder.prepare(output)
         try writeVQVAE(vqvae, to: output + "/vqvae.safetensors", step: vqvaeFile.file.step ?? 0, storeAs: storeAs)
         var priors: [String: String] = [:]
@@ -73,11 +78,10 @@ extension OpenAIImport {
             progress(file)
             let checkpoint = level == 2 ? top : try OpenAICheckpoint(path: folder + "/" + file)
             let name = level == 2 ? "prior-level2.safetensors" : "upsampler-level\(level).safetensors"
-            try writePrior(checkpoint, level: level, model: model, vqvae: vqvae, to: output + "/" + name, storeAs: storeAs)
+            try writePrior(checkpoint, level: level, model: model, vqvae: vqvae, to: output + "/" + name, storeAs: storeAs,
+                           idsFolder: idsFolder)
             priors[String(level)] = name
         }
-        let (_, artists, genres) = try priorConfig(top, level: 2, model: model, vqvae: vqvae.config)
-        let labels = vocabulary(artists: artists, genres: genres)
         let manifest = BundleManifest(sampleRate: vqvae.config.sampleRate, hops: vqvae.hops, codebookSize: vqvae.config.lBins,
                                       vqvae: "vqvae.safetensors", vqvaeDigest: vqvae.identity, priors: priors, labels: labels,
                                       defaultArtist: labels.artists[0])

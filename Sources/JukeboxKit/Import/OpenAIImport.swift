@@ -113,7 +113,7 @@ public struct OpenAICheckpoint {
             guard let t = tensors[m.officialName] else { problems.append("missing tensor '\(m.officialName)' \(m.officialShape)"); continue }
             if t.shape != m.officialShape {
                 problems.append("tensor '\(m.officialName)' has shape \(t.shape), \(model) expects \(m.officialShape)")
-            } else if t.floatValues == nil {
+            } else if !t.isFloat {
                 problems.append("tensor '\(m.officialName)' is \(t.dtype.rawValue), not a float tensor")
             }
         }
@@ -135,7 +135,7 @@ public struct OpenAICheckpoint {
 
 private extension TorchTensor {
     /// Whether the values are floats (checked before any is read).
-    var floatValues: Bool? { [.f32, .f16, .bf16, .f64].contains(dtype) ? true : nil }
+    var isFloat: Bool { [.f32, .f16, .bf16, .f64].contains(dtype) }
 }
 
 /// The conversion itself: configs from `hps`, checked tensors, our files.
@@ -242,9 +242,40 @@ public enum OpenAIImport {
         return (c, yBins[1], yBins[0])
     }
 
-    /// Placeholder label names for `artists` and `genres` ids ("unknown" is id 0, as in
-    /// Jukebox's id files), or the names from the id files in `idsFolder` when given.
-    public static func vocabulary(artists: Int, genres: Int) -> LabelVocabulary {
-        LabelVocabulary(artists: (1..<artists).map { "artist_\($0)" }, genres: (1..<genres).map { "genre_\($0)" })
+    /// Label names for `artists` and `genres` ids, id 0 "unknown" as in Jukebox's id files:
+    /// from OpenAI's id files in `idsFolder` (`v2_artist_ids.txt`, `v2_genre_ids.txt`, or v3 for
+    /// 1b_lyrics; lines `name;id`, the first name of an id kept) when given, else placeholders
+    /// (`artist_<id>`, `genre_<id>`). The id files are OpenAI's (non-commercial): never shipped here.
+    public static func vocabulary(artists: Int, genres: Int, idsFolder: String? = nil,
+                                  model: OpenAIModel = .fiveB) throws -> LabelVocabulary {
+        var vocabulary = LabelVocabulary()
+        vocabulary.artists = [LabelVocabulary.unknown] + (1..<artists).map { "artist_\($0)" }
+        vocabulary.genres = [LabelVocabulary.unknown] + (1..<genres).map { "genre_\($0)" }
+        guard let idsFolder else { return vocabulary }
+        let version = model == .oneBLyrics ? "v3" : "v2"
+        func names(_ kind: String, count: Int) throws -> [String] {
+            let path = "\(idsFolder)/\(version)_\(kind)_ids.txt"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw OpenAIImportError("\(path): cannot read (give --ids the folder jukebox/data/ids of OpenAI's code)")
+            }
+            var result = [String?](repeating: nil, count: count)
+            result[0] = LabelVocabulary.unknown
+            var taken: Set<String> = [LabelVocabulary.unknown]
+            for (number, line) in text.split(separator: "\n").enumerated() {
+                let parts = line.split(separator: ";", omittingEmptySubsequences: false)
+                guard parts.count == 2, let id = Int(parts[1].trimmingCharacters(in: .whitespaces)) else {
+                    throw OpenAIImportError("\(path):\(number + 1): '\(line)' is not NAME;ID")
+                }
+                guard (0..<count).contains(id) else {
+                    throw OpenAIImportError("\(path):\(number + 1): id \(id) is outside the model's \(count) \(kind)s")
+                }
+                let name = normalizeLabel(String(parts[0]))
+                if result[id] == nil, taken.insert(name).inserted { result[id] = name }
+            }
+            return result.enumerated().map { $0.element ?? "\(kind)_\($0.offset)" }
+        }
+        vocabulary.artists = try names("artist", count: artists)
+        vocabulary.genres = try names("genre", count: genres)
+        return vocabulary
     }
 }
