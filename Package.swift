@@ -42,7 +42,7 @@ let package = Package(
         // Layers, the transformer block, checkpoints, configs, the training loop and run folder,
         // and process support (interrupts, progress, output files): what every model shares.
         .target(name: "ModelKit", dependencies: ["TensorCore", "CSystem"], swiftSettings: numeric),
-        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem"], swiftSettings: numeric),
+        .target(name: "JukeboxKit", dependencies: ["TensorCore", "AudioDSP", "HalfKernels", "ModelKit", "CSystem", "TorchCheckpoint"], swiftSettings: numeric),
         // Standard MIDI Files and melody events for symbolic music generation; Foundation only.
         .target(name: "MIDI"),
         // MIDI to audio with FluidSynth and a General MIDI soundfont, to hear a melody.
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "AudioDSPTests", dependencies: ["AudioDSP", "TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender"],
+        .testTarget(name: "JukeboxKitTests", dependencies: ["JukeboxKit", "ModelKit", "AudioDSP", "TensorCore", "FuzzTargets", "MIDI", "MIDIRender", "TorchCheckpoint"],
                     exclude: ["Fixtures"], swiftSettings: numeric),
         .testTarget(name: "MIDITests", dependencies: ["MIDI"]),
         .testTarget(name: "MIDIRenderTests", dependencies: ["MIDIRender", "MIDI"]),

@@ -221,6 +221,51 @@ public enum Safetensors {
         syncDirectory(containing: path)
     }
 
+    /// Writes the float tensors described by `layout` (names, shapes and on-disk float dtypes,
+    /// in file order) to `path` atomically, asking `tensor(i)` for the values of entry i only
+    /// when its turn comes: peak memory is one tensor, whatever the file's size. Each returned
+    /// tensor must have its entry's shape.
+    public static func write(path: String, layout: [(name: String, shape: [Int], storeAs: SafetensorsDType)],
+                             metadata: [String: String] = [:], tensor: (Int) throws -> Tensor) throws {
+        func bad(_ reason: String) -> TensorError { .invalidFile(path: path, reason: "cannot write: \(reason)") }
+        var entries: [SafetensorsEntry] = []
+        var names: Set<String> = []
+        var offset = 0
+        for (name, shape, storeAs) in layout {
+            guard name != "__metadata__" else { throw bad("'__metadata__' is reserved and cannot name a tensor") }
+            guard names.insert(name).inserted else { throw bad("two tensors are named '\(name)'") }
+            guard storeAs.isFloat, let byteCount = byteCount(shape: shape, dtype: storeAs) else {
+                throw bad("tensor '\(name)' of shape \(shape) cannot be stored as \(storeAs.rawValue)")
+            }
+            entries.append(SafetensorsEntry(name: name, dtype: storeAs, shape: shape, byteRange: offset ..< offset + byteCount))
+            offset += byteCount
+        }
+        var header = Array(headerJSON(entries, metadata: metadata).utf8)
+        header += repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
+        let temporary = temporaryPath(for: path)
+        let file = try OutputFile(creating: temporary)
+        do {
+            try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try file.append($0) }
+            try header.withUnsafeBytes { try file.append($0) }
+            for (i, entry) in entries.enumerated() {
+                let values = try tensor(i)
+                guard values.shape == entry.shape else {
+                    throw bad("tensor '\(entry.name)' has shape \(values.shape), its header entry \(entry.shape)")
+                }
+                try appendData(of: .float(values), as: entry.dtype, to: file)
+            }
+            try file.closeAfterSync()
+            guard rename(temporary, path) == 0 else {
+                throw TensorError.fileAccess(path: path, reason: "cannot replace with '\(temporary)': \(lastOSError())")
+            }
+        } catch {
+            file.closeIfOpen()
+            unlink(temporary)
+            throw error
+        }
+        syncDirectory(containing: path)
+    }
+
     // MARK: Reading
 
     /// Validates the header at the start of `file`, the whole file's bytes.

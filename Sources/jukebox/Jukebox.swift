@@ -11,5 +11,5 @@ struct Jukebox: ParsableCommand {
             generate codes top-down; the VQ-VAE decoder turns level-0 codes back into audio.
             For symbolic music, `train melody-vae` and `melody` give MusicVAE's 2-bar melody             latents over MIDI (Mittal et al. 2021 build their diffusion model on them).
             """,
-        subcommands: [Train.self, Encode.self, Decode.self, Sample.self, Upsample.self, Bundle.self, MelodyCommand.self, Eval.self, Info.self, Bench.self])
+        subcommands: [Train.self, Encode.self, Decode.self, Sample.self, Upsample.self, Bundle.self, Import.self, MelodyCommand.self, Eval.self, Info.self, Bench.self])
 }

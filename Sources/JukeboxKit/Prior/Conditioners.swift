@@ -70,7 +70,9 @@ public final class RangeEmbedding: Module {
     public func binIndices(start: Float, end: Float) -> [Int32] {
         (0..<count).map { i in
             let position = count == 1 ? start : start + (end - start) * (Float(i) / Float(count))
-            let bin = (Float(bins) * (position - low) / (high - low)).rounded(.down)
+            // Normalised first, then scaled, in this order as Jukebox does: the bin at a boundary
+            // depends on it.
+            let bin = (Float(bins) * ((position - low) / (high - low))).rounded(.down)
             return Int32(Swift.max(0, Swift.min(Float(bins - 1), bin)))
         }
     }

@@ -37,8 +37,12 @@ public struct LabelVocabulary: Codable, Equatable, Sendable {
         return Int32(i)
     }
 
-    /// As JSON for checkpoint metadata.
-    public var json: String { String(decoding: try! JSONEncoder().encode(self), as: UTF8.self) }
+    /// As JSON for checkpoint metadata, keys sorted so that the same labels give the same bytes.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
 }
 
 /// Lower case, runs of non-alphanumerics → '_', trimmed.

@@ -160,11 +160,18 @@ public final class ModelBundle {
                                       vqvae: "vqvae.safetensors", vqvaeDigest: vqvae.identity, priors: files,
                                       labels: top.vocabulary,
                                       defaultArtist: artist)
+        try manifest.write(to: directory)
+    }
+}
+
+extension BundleManifest {
+    /// Writes `bundle.json` into `directory`, atomically.
+    func write(to directory: String) throws {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let tmp = directory + "/.bundle.json.tmp"
-        try encoder.encode(manifest).write(to: URL(fileURLWithPath: tmp))
+        try encoder.encode(self).write(to: URL(fileURLWithPath: tmp))
         guard rename(tmp, directory + "/bundle.json") == 0 else { throw ConfigError("\(directory): cannot write bundle.json") }
     }
 }

@@ -186,7 +186,9 @@ extension VQVAE {
 
 /// Metadata every VQ-VAE checkpoint carries: what sampling and encoding need.
 func vqvaeMetadata(_ model: VQVAE, seed: UInt64) -> [String: String] {
-    let bandwidth = String(decoding: try! JSONEncoder().encode(model.bandwidth), as: UTF8.self)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]     // the same figures give the same bytes
+    let bandwidth = String(decoding: try! encoder.encode(model.bandwidth), as: UTF8.self)
     return [
         "seed": String(seed),
         "sample_rate": String(model.config.sampleRate),
