@@ -123,14 +123,17 @@ final class SamplingTests: XCTestCase {
         r.primeSamples = 4096
         _ = try sample(r, bundle: bundle, output: out + "/primed.codes.safetensors")
         let codes = try CodeFile.read(out + "/primed.codes.safetensors")
+        var levelsTheCutChanges = 0
         for level in 0..<3 {
             // The primed codes are the recording's own (its audio after the cut is seen too),
             // not those of the cut-off prime.
             let expected = Array(bundle.vqvae.encodeSignal(primeAudio, level: level).prefix(4096 / bundle.vqvae.hops[level]))
-            XCTAssertNotEqual(expected, bundle.vqvae.encodeSignal(Array(primeAudio.prefix(4096)), level: level),
-                              "level \(level): the cut changes the last codes")
+            if expected != bundle.vqvae.encodeSignal(Array(primeAudio.prefix(4096)), level: level) { levelsTheCutChanges += 1 }
             XCTAssertEqual(Array(codes.codes(level: level, item: 0).prefix(expected.count)), expected, "level \(level)")
         }
+        // Where the cut changes no code the two readings agree anyway; which levels it changes
+        // depends on the kernels' rounding, so the test asks only that it tells them apart somewhere.
+        XCTAssertGreaterThan(levelsTheCutChanges, 0, "the cut changes the last codes of some level")
     }
 
     /// A tiny top prior trained on audio whose top-level codes repeat with period 7 continues
