@@ -83,6 +83,8 @@ public final class TorchFile {
     /// The format of the file at `path` from its first bytes, or nil when it is not a
     /// PyTorch checkpoint (or cannot be read).
     public static func format(ofFileAt path: String) -> Format? {
+        // Only a sniff of the first bytes: a file that cannot be opened is "not a torch file"
+        // here, and the reader that then opens it reports why.
         guard let file = try? MappedFile(path: path) else { return nil }
         return format(of: file.bytes)
     }

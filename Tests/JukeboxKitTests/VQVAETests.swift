@@ -31,6 +31,7 @@ func chordWithClicks(count: Int, sampleRate: Int, phase: Int = 0) -> [Float] {
 let testRoot: String = {
     let root = NSTemporaryDirectory() + "jukebox-tests-\(getpid())"
     try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    // Best effort at exit: a folder left in the temporary folder does no harm.
     atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "jukebox-tests-\(getpid())") }
     return root
 }()
